@@ -1,0 +1,77 @@
+// Command demur is refusal-aware orchestration for multi-agent LLM systems.
+//
+// Each subcommand lives in its own file and registers itself with
+// addCommand from an init function.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of the CLI contract.
+const (
+	exitOK      = 0
+	exitProblem = 1 // the operation ran and found a problem
+	exitUsage   = 2 // bad usage or bad input
+)
+
+// exitError carries an exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks err as bad usage or bad input (exit 2).
+func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// problemError marks err as a problem the operation found (exit 1).
+func problemError(err error) error { return &exitError{code: exitProblem, err: err} }
+
+var commands []func() *cobra.Command
+
+// addCommand registers a subcommand constructor; each subcommand file calls it
+// from init.
+func addCommand(f func() *cobra.Command) { commands = append(commands, f) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "demur",
+		Short:         "Refusal-aware orchestration for multi-agent LLM systems",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	for _, f := range commands {
+		root.AddCommand(f())
+	}
+	return root
+}
+
+// execute runs the CLI with args and returns the process exit code.
+func execute(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "demur:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// cobra's own argument and unknown-command errors are usage errors.
+	return exitUsage
+}
+
+func main() { os.Exit(execute(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -1,0 +1,37 @@
+package demur
+
+// Action is what the system does after a verdict.
+type Action string
+
+// The router's actions.
+const (
+	ActionAccept         Action = "accept"
+	ActionRetry          Action = "retry"
+	ActionReframe        Action = "reframe"
+	ActionRefreshContext Action = "refresh_context"
+	ActionRotate         Action = "rotate"
+	ActionReassign       Action = "reassign"
+	ActionSplit          Action = "split"
+	ActionEscalate       Action = "escalate"
+	ActionForce          Action = "force"
+	ActionAbort          Action = "abort"
+)
+
+// Step is one rule the router considered, whether it matched, and why.
+type Step struct {
+	Rule    string `json:"rule"`
+	Matched bool   `json:"matched"`
+	Why     string `json:"why"`
+}
+
+// Decision is the router's choice for one verdict, with its full path.
+type Decision struct {
+	Action Action `json:"action"`
+	// Rule names the rule that chose Action.
+	Rule string `json:"rule"`
+	Path []Step `json:"path"`
+	// Retire takes the agent out of the job.
+	Retire bool `json:"retire,omitempty"`
+	// Target is the agent the task goes to next, for retry-like actions.
+	Target string `json:"target,omitempty"`
+}

@@ -1,0 +1,122 @@
+package demur
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// RecordKind names what a record is about.
+type RecordKind string
+
+// Record kinds written by demur.
+const (
+	RecJobStart   RecordKind = "job.start"    // payload: the job spec and plan
+	RecAssign     RecordKind = "task.assign"  // a task handed to an agent
+	RecTurn       RecordKind = "turn"         // a backend exchange; output by blob hash
+	RecVerdict    RecordKind = "verdict"      // the detector's verdict on a turn
+	RecDecision   RecordKind = "decision"     // the router's decision on a verdict
+	RecTruth      RecordKind = "truth"        // a simulator's ground truth, for scoring only
+	RecSection    RecordKind = "section.done" // a task's output accepted into the artifact
+	RecAgent      RecordKind = "agent.state"  // an agent joined, retired, ...
+	RecJobEnd     RecordKind = "job.end"      // final status and totals
+	RecOverride   RecordKind = "override"     // an override attempt, accepted or not
+	RecCheckpoint RecordKind = "checkpoint"   // a signed checkpoint
+)
+
+// Record is one entry of the audit log. Records of one stream form a hash
+// chain: Hash = SHA-256 over the canonical encoding of every other field,
+// which includes PrevHash.
+type Record struct {
+	Seq    int64      `json:"seq"`
+	Time   time.Time  `json:"time"`
+	Job    string     `json:"job"`
+	Stream string     `json:"stream"`
+	Kind   RecordKind `json:"kind"`
+	Actor  string     `json:"actor"`
+	// Payload is JSON, hashed and stored byte for byte as given.
+	Payload  []byte `json:"payload"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// CanonicalVersion tags the canonical encoding; it is the first field hashed.
+const CanonicalVersion = "demur-record-v1"
+
+// Canonical returns the record's canonical encoding: the version tag, then
+// seq, time (RFC 3339 with nanoseconds, UTC), job, stream, kind, actor,
+// payload and prev_hash, each as a uvarint byte length followed by the bytes.
+func (r *Record) Canonical() []byte {
+	fields := [][]byte{
+		[]byte(CanonicalVersion),
+		[]byte(strconv.FormatInt(r.Seq, 10)),
+		[]byte(r.Time.UTC().Format(time.RFC3339Nano)),
+		[]byte(r.Job), []byte(r.Stream), []byte(r.Kind), []byte(r.Actor),
+		r.Payload, []byte(r.PrevHash),
+	}
+	n := 0
+	for _, f := range fields {
+		n += binary.MaxVarintLen64 + len(f)
+	}
+	b := make([]byte, 0, n)
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// ComputeHash returns the hex SHA-256 of the record's canonical encoding.
+func (r *Record) ComputeHash() string {
+	sum := sha256.Sum256(r.Canonical())
+	return hex.EncodeToString(sum[:])
+}
+
+// Seal sets PrevHash to prev and Hash to the record's hash.
+func (r *Record) Seal(prev string) {
+	r.PrevHash = prev
+	r.Hash = r.ComputeHash()
+}
+
+// BlobHash returns the content address of a body stored apart from records.
+func BlobHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Query selects records. Zero fields select everything.
+type Query struct {
+	Job    string
+	Stream string
+	Kinds  []RecordKind
+	// AfterSeq selects records with Seq > AfterSeq (within Stream).
+	AfterSeq int64
+	// Limit bounds the count; 0 means no bound.
+	Limit int
+}
+
+// ErrNotFound is returned when a blob or record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when an append would break a stream's chain, for
+// example because another writer appended first.
+var ErrConflict = errors.New("conflict")
+
+// Store is the durable audit log. Append assigns Seq (per stream, from 1),
+// Time when zero, PrevHash and Hash, and returns only once the records are
+// durable. Implementations are safe for concurrent use.
+type Store interface {
+	Append(ctx context.Context, recs ...*Record) error
+	// PutBlob stores data by content hash and returns the hash; storing the
+	// same data twice is a no-op.
+	PutBlob(ctx context.Context, data []byte) (string, error)
+	// Blob returns the data stored under hash, or ErrNotFound.
+	Blob(ctx context.Context, hash string) ([]byte, error)
+	// Records returns the records that match q in stream and seq order.
+	Records(ctx context.Context, q Query) ([]*Record, error)
+	Close() error
+}
