@@ -52,7 +52,36 @@ func newRootCmd() *cobra.Command {
 	for _, f := range commands {
 		root.AddCommand(f())
 	}
+	classifyErrors(root)
 	return root
+}
+
+// classifyErrors gives every command's errors an exit code: argument errors
+// are bad usage (2); a RunE error not already classified is a failure of
+// the operation (1). Errors cobra raises itself (unknown command or flag)
+// stay unclassified and exit 2.
+func classifyErrors(cmd *cobra.Command) {
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return usageError(err)
+			}
+			return nil
+		}
+	}
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, a []string) error {
+			err := run(c, a)
+			var ee *exitError
+			if err != nil && !errors.As(err, &ee) {
+				return problemError(err)
+			}
+			return err
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		classifyErrors(sub)
+	}
 }
 
 // execute runs the CLI with args and returns the process exit code.

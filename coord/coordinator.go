@@ -1,0 +1,420 @@
+// Package coord is demur's own coordinator and agent loop: it plans a
+// document, hands sections to agents over the bus, runs every turn through
+// detect → decide → record, carries out the decision, and merges the
+// accepted sections in order. The audit log is its memory: a coordinator
+// started on a log that already holds the job resumes it.
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/policy"
+)
+
+// Status values of a finished job.
+const (
+	StatusCompleted  = "completed"
+	StatusIncomplete = "incomplete"
+)
+
+// Event tells a progress display what just happened.
+type Event struct {
+	Type    string // "assign", "turn", "retired", "done"
+	Agent   string
+	Task    string
+	Verdict demur.Kind
+	Reason  demur.Reason
+	Action  demur.Action
+	Words   int64 // the agent's words so far
+	Tokens  int64 // the agent's output tokens so far
+	Done    int   // sections done in the job
+	Total   int
+}
+
+// Config is everything a coordinator needs.
+type Config struct {
+	Job   string
+	Spec  []byte // the spec file, recorded in the log
+	Seed  int64
+	Tasks []demur.Task
+	// Agents in dispatch order.
+	Agents []demur.AgentEntry
+	Bus    demur.Bus
+	Store  demur.Store
+	// NewDetector returns a detector for one agent's turns; it may keep that
+	// agent's history.
+	NewDetector func(agent string) demur.Detector
+	Policy      *policy.Policy
+	// OnEvent, when set, is called from the coordinator's goroutine.
+	OnEvent func(Event)
+}
+
+type agentState struct {
+	entry    demur.AgentEntry
+	live     bool
+	busy     bool
+	refusals int
+	tokens   int64
+	words    int64
+	detector demur.Detector
+}
+
+// queued is a task waiting for an agent.
+type queued struct {
+	task    int    // index into Config.Tasks
+	only    string // only this agent may take it (retry, refresh, reframe)
+	avoid   string // prefer any other agent (reassign)
+	refresh bool
+	frame   string
+}
+
+// Coordinator runs one job.
+type Coordinator struct {
+	cfg      Config
+	byID     map[string]int
+	agents   map[string]*agentState
+	order    []string
+	queue    []queued
+	done     map[string]bool
+	aborted  map[string]bool
+	attempts map[string]int
+	repeats  map[string]map[demur.Kind]int
+	seen     map[string]bool // task/attempt results already processed
+	started  bool
+	ended    *demur.JobEndPayload
+	pending  []*demur.Record
+	outbox   []outMsg
+}
+
+type outMsg struct {
+	subject string
+	data    []byte
+}
+
+// New returns a coordinator for cfg.
+func New(cfg Config) *Coordinator {
+	c := &Coordinator{
+		cfg: cfg, byID: map[string]int{}, agents: map[string]*agentState{},
+		done: map[string]bool{}, aborted: map[string]bool{}, attempts: map[string]int{},
+		repeats: map[string]map[demur.Kind]int{}, seen: map[string]bool{},
+	}
+	for i, t := range cfg.Tasks {
+		c.byID[t.ID] = i
+	}
+	for _, a := range cfg.Agents {
+		c.agents[a.ID] = &agentState{entry: a, live: true, detector: cfg.NewDetector(a.ID)}
+		c.order = append(c.order, a.ID)
+	}
+	return c
+}
+
+// Run drives the job to its end and returns the final status. When ctx
+// ends first, Run returns ctx's error and the job can be resumed from the
+// log.
+func (c *Coordinator) Run(ctx context.Context) (*demur.JobEndPayload, error) {
+	if err := c.replay(ctx); err != nil {
+		return nil, fmt.Errorf("replay log: %w", err)
+	}
+	if c.ended != nil {
+		return c.ended, nil
+	}
+	results, err := c.cfg.Bus.Consume(ctx, ResultSubject(c.cfg.Job), durableName("coord", c.cfg.Job))
+	if err != nil {
+		return nil, fmt.Errorf("consume results: %w", err)
+	}
+	defer results.Close()
+	if !c.started {
+		c.record(demur.RecJobStart, "coordinator", demur.JobStartPayload{
+			Spec: c.cfg.Spec, Seed: c.cfg.Seed, Sections: len(c.cfg.Tasks), Agents: c.cfg.Agents,
+			TaskType: taskType(c.cfg.Tasks),
+		})
+	}
+	c.dispatch()
+	if err := c.flush(ctx); err != nil {
+		return nil, err
+	}
+	for !c.finished() {
+		d, err := results.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("next result: %w", err)
+		}
+		var res Result
+		if err := json.Unmarshal(d.Data(), &res); err != nil {
+			_ = d.Ack()
+			return nil, fmt.Errorf("decode result: %w", err)
+		}
+		if err := c.handle(ctx, &res); err != nil {
+			return nil, err
+		}
+		c.dispatch()
+		if err := c.flush(ctx); err != nil {
+			return nil, err
+		}
+		if err := d.Ack(); err != nil {
+			return nil, fmt.Errorf("ack result: %w", err)
+		}
+	}
+	return c.finish(ctx)
+}
+
+func taskType(ts []demur.Task) string {
+	if len(ts) == 0 {
+		return ""
+	}
+	return ts[0].Type
+}
+
+// finished reports whether no more work can happen.
+func (c *Coordinator) finished() bool {
+	if len(c.done)+len(c.aborted) == len(c.cfg.Tasks) {
+		return true
+	}
+	return c.liveAgents() == 0
+}
+
+func (c *Coordinator) liveAgents() int {
+	n := 0
+	for _, a := range c.agents {
+		if a.live {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Coordinator) finish(ctx context.Context) (*demur.JobEndPayload, error) {
+	end := &demur.JobEndPayload{Done: len(c.done), Total: len(c.cfg.Tasks), Status: StatusCompleted}
+	for _, t := range c.cfg.Tasks {
+		if !c.done[t.ID] {
+			end.Missing = append(end.Missing, t.ID)
+		}
+	}
+	if len(end.Missing) > 0 {
+		end.Status = StatusIncomplete
+	}
+	for _, id := range c.order {
+		if c.agents[id].live {
+			c.send(id, Assignment{Stop: true})
+		}
+	}
+	c.record(demur.RecJobEnd, "coordinator", end)
+	if err := c.flush(ctx); err != nil {
+		return nil, err
+	}
+	c.emit(Event{Type: "done", Done: len(c.done), Total: len(c.cfg.Tasks)})
+	return end, nil
+}
+
+// handle runs one result through detect → decide → record and applies the
+// decision to the plan; the records and messages go out at the next flush.
+func (c *Coordinator) handle(ctx context.Context, res *Result) error {
+	key := fmt.Sprintf("%s/%d", res.Task.ID, res.Task.Attempt)
+	a, ok := c.agents[res.Agent]
+	if !ok || c.seen[key] {
+		return nil // a duplicate delivery, or a stranger: nothing to do twice
+	}
+	c.seen[key] = true
+	a.busy = false
+	t := &res.Turn
+	tp := demur.TurnPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Error: res.Err}
+	if res.Err != "" {
+		c.record(demur.RecTurn, res.Agent, tp)
+		if c.attempts[res.Task.ID] >= c.cfg.Policy.MaxAttempts {
+			c.aborted[res.Task.ID] = true
+			return nil
+		}
+		c.requeue(queued{task: c.byID[res.Task.ID], avoid: res.Agent})
+		return nil
+	}
+	blob, err := c.cfg.Store.PutBlob(ctx, []byte(t.Output))
+	if err != nil {
+		return fmt.Errorf("store output: %w", err)
+	}
+	words := countWords(t.Output)
+	a.tokens += int64(t.Usage.CompletionTokens)
+	a.words += int64(words)
+	tp.Model, tp.Prompt, tp.Output, tp.OutputBytes, tp.Words = t.Model, t.Prompt, blob, len(t.Output), words
+	tp.FinishReason, tp.Usage, tp.LPMean = t.FinishReason, t.Usage, t.LPMean
+	tp.ProviderRefusal, tp.StopCategory, tp.StopExplanation = t.ProviderRefusal, t.StopCategory, t.StopExplanation
+	tp.Started, tp.Elapsed = t.Started, t.Elapsed
+	c.record(demur.RecTurn, res.Agent, tp)
+	if len(res.Truth) > 0 {
+		c.record(demur.RecTruth, "sim", demur.TruthPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Truth: res.Truth})
+	}
+	v := a.detector.Classify(t)
+	v.Signals.CumTokens = a.tokens
+	c.record(demur.RecVerdict, "detector", demur.VerdictPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Verdict: v})
+	if v.Kind.IsRefusal() && v.Confidence >= c.cfg.Policy.MinConfidence {
+		a.refusals++
+	}
+	reps := c.repeats[res.Task.ID]
+	if reps == nil {
+		reps = map[demur.Kind]int{}
+		c.repeats[res.Task.ID] = reps
+	}
+	d := c.cfg.Policy.Decide(policy.Input{
+		Verdict: v, Attempt: c.attempts[res.Task.ID], Repeats: reps[v.Kind],
+		AgentRefusals: a.refusals, OtherAgents: c.liveAgents() - 1,
+	})
+	reps[v.Kind]++
+	c.record(demur.RecDecision, "router", demur.DecisionPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Decision: d})
+	c.apply(res, blob, words, v, d)
+	return nil
+}
+
+// apply carries out a decision on the plan.
+func (c *Coordinator) apply(res *Result, blob string, words int, v demur.Verdict, d demur.Decision) {
+	id, agent := res.Task.ID, res.Agent
+	idx := c.byID[id]
+	switch d.Action {
+	case demur.ActionAccept:
+		c.done[id] = true
+		c.record(demur.RecSection, "coordinator", demur.SectionPayload{Task: id, Index: idx, Agent: agent, Attempt: res.Task.Attempt, Output: blob, Words: words})
+	case demur.ActionAbort:
+		c.aborted[id] = true
+	case demur.ActionRetry:
+		c.requeue(queued{task: idx, only: agent})
+	case demur.ActionRefreshContext:
+		c.requeue(queued{task: idx, only: agent, refresh: true})
+	case demur.ActionReframe:
+		c.requeue(queued{task: idx, only: agent, frame: reframe(&res.Task)})
+	default: // reassign, rotate, and actions the spine carries out as a hand-over
+		c.requeue(queued{task: idx, avoid: agent, refresh: true})
+	}
+	a := c.agents[agent]
+	if d.Retire && a.live {
+		a.live = false
+		c.record(demur.RecAgent, "router", demur.AgentPayload{Agent: agent, State: "retired",
+			Reason: fmt.Sprintf("%d refusal(s); last: %s", a.refusals, v.Kind)})
+		c.send(agent, Assignment{Stop: true})
+		c.emit(Event{Type: "retired", Agent: agent, Tokens: a.tokens, Words: a.words})
+	}
+	var reason demur.Reason
+	if len(v.Reasons) > 0 {
+		reason = v.Reasons[0]
+	}
+	c.emit(Event{Type: "turn", Agent: agent, Task: id, Verdict: v.Kind, Reason: reason, Action: d.Action,
+		Words: a.words, Tokens: a.tokens, Done: len(c.done), Total: len(c.cfg.Tasks)})
+}
+
+// reframe adds purpose and context to a task; never a bare order.
+func reframe(t *demur.Task) string {
+	return fmt.Sprintf("This section is part of %q, a reference that readers consult chapter by chapter; "+
+		"section %d.%d is the only place that covers %s, so the document has a gap without it. "+
+		"A fresh angle is welcome: concrete examples, a case, or a checklist.", t.DocTitle, t.Chapter, t.Section, t.Title)
+}
+
+// requeue puts a task back at the front, so the document fills in order.
+func (c *Coordinator) requeue(q queued) {
+	c.queue = append([]queued{q}, c.queue...)
+}
+
+// dispatch hands queued tasks to idle live agents, in agent order.
+func (c *Coordinator) dispatch() {
+	live := c.liveAgents()
+	for _, id := range c.order {
+		a := c.agents[id]
+		if !a.live || a.busy {
+			continue
+		}
+		i := c.pick(id, live)
+		if i < 0 {
+			continue
+		}
+		q := c.queue[i]
+		c.queue = append(c.queue[:i], c.queue[i+1:]...)
+		t := c.cfg.Tasks[q.task]
+		c.attempts[t.ID]++
+		t.Attempt = c.attempts[t.ID]
+		t.RefreshContext, t.Frame = q.refresh, q.frame
+		t.SelfCritique = a.entry.SelfCritique
+		a.busy = true
+		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: q.refresh, Frame: q.frame})
+		c.send(id, Assignment{Task: t})
+		c.emit(Event{Type: "assign", Agent: id, Task: t.ID, Words: a.words, Tokens: a.tokens, Done: len(c.done), Total: len(c.cfg.Tasks)})
+	}
+}
+
+// pick returns the queue index agent id should take, or -1.
+func (c *Coordinator) pick(id string, live int) int {
+	for i, q := range c.queue {
+		if q.only != "" && q.only != id {
+			if c.agents[q.only].live {
+				continue
+			}
+			c.queue[i].only = "" // its agent retired: anyone may take it
+		}
+		if q.avoid == id && live > 1 {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+func (c *Coordinator) record(kind demur.RecordKind, actor string, payload any) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		panic(fmt.Sprintf("coord: encode %s payload: %v", kind, err)) // our own types always encode
+	}
+	c.pending = append(c.pending, &demur.Record{Job: c.cfg.Job, Stream: c.cfg.Job, Kind: kind, Actor: actor, Payload: data})
+}
+
+func (c *Coordinator) send(agent string, as Assignment) {
+	data, err := json.Marshal(as)
+	if err != nil {
+		panic(fmt.Sprintf("coord: encode assignment: %v", err))
+	}
+	c.outbox = append(c.outbox, outMsg{subject: TaskSubject(c.cfg.Job, agent), data: data})
+}
+
+// flush makes pending records durable, then sends pending messages: a
+// decision is in the log before it takes effect.
+func (c *Coordinator) flush(ctx context.Context) error {
+	if len(c.pending) > 0 {
+		if err := c.cfg.Store.Append(ctx, c.pending...); err != nil {
+			return fmt.Errorf("append records: %w", err)
+		}
+		c.pending = c.pending[:0]
+	}
+	for _, m := range c.outbox {
+		if err := c.cfg.Bus.Publish(ctx, m.subject, m.data); err != nil {
+			return fmt.Errorf("send to %s: %w", m.subject, err)
+		}
+	}
+	c.outbox = c.outbox[:0]
+	return nil
+}
+
+func (c *Coordinator) emit(e Event) {
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(e)
+	}
+}
+
+func countWords(s string) int {
+	n, in := 0, false
+	for i := 0; i < len(s); i++ {
+		sp := s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r'
+		if !sp && !in {
+			n++
+		}
+		in = !sp
+	}
+	return n
+}
+
+// sortedKeys is for deterministic iteration in reports.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+

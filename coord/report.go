@@ -1,0 +1,147 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/demurhq/demur"
+)
+
+// AgentReport is one row of the study's table: what an agent produced and
+// whether and when it refused.
+type AgentReport struct {
+	ID       string `json:"id"`
+	Backend  string `json:"backend"`
+	Model    string `json:"model"`
+	Words    int64  `json:"words"`
+	Tokens   int64  `json:"tokens"`
+	Sections int    `json:"sections"`
+	Refused  bool   `json:"refused"`
+	// TokensAtRefusal is the agent's cumulative output tokens at its first
+	// refusal, 0 when it never refused.
+	TokensAtRefusal int64  `json:"tokens_at_refusal,omitempty"`
+	Reason          string `json:"reason,omitempty"`
+	Refusals        int    `json:"refusals"`
+	Retired         bool   `json:"retired"`
+}
+
+// Report is a job's outcome, computed from the audit log alone.
+type Report struct {
+	Job           string        `json:"job_id"`
+	Status        string        `json:"status"`
+	SectionsTotal int           `json:"sections_total"`
+	SectionsDone  int           `json:"sections_done"`
+	Missing       []string      `json:"missing,omitempty"`
+	Agents        []AgentReport `json:"agents"`
+	// RefusalRate is the share of agents that refused at least once.
+	RefusalRate float64 `json:"refusal_rate"`
+	// MeanAbandonmentTokens is the mean of TokensAtRefusal over agents that
+	// refused; 0 when none did.
+	MeanAbandonmentTokens float64 `json:"mean_abandonment_tokens"`
+	Turns                 int     `json:"turns"`
+	Words                 int64   `json:"words"`
+	// Sections accepted into the artifact, in document order.
+	Sections []demur.SectionPayload `json:"-"`
+}
+
+// BuildReport reads job's records from store and computes its report.
+func BuildReport(ctx context.Context, store demur.Store, job string) (*Report, error) {
+	recs, err := store.Records(ctx, demur.Query{Job: job, Stream: job})
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("job %s: %w", job, demur.ErrNotFound)
+	}
+	rp := &Report{Job: job, Status: "running"}
+	byAgent := map[string]*AgentReport{}
+	for _, r := range recs {
+		if err := rp.add(r, byAgent); err != nil {
+			return nil, fmt.Errorf("record %d (%s): %w", r.Seq, r.Kind, err)
+		}
+	}
+	refused, sum := 0, int64(0)
+	for i := range rp.Agents {
+		a := &rp.Agents[i]
+		rp.Words += a.Words
+		if a.Refused {
+			refused++
+			sum += a.TokensAtRefusal
+		}
+	}
+	if len(rp.Agents) > 0 {
+		rp.RefusalRate = float64(refused) / float64(len(rp.Agents))
+	}
+	if refused > 0 {
+		rp.MeanAbandonmentTokens = float64(sum) / float64(refused)
+	}
+	rp.SectionsDone = len(rp.Sections)
+	return rp, nil
+}
+
+func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport) error {
+	switch r.Kind {
+	case demur.RecJobStart:
+		var p demur.JobStartPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		rp.SectionsTotal = p.Sections
+		rp.Agents = make([]AgentReport, len(p.Agents))
+		for i, a := range p.Agents {
+			rp.Agents[i] = AgentReport{ID: a.ID, Backend: a.Backend, Model: a.Model}
+			byAgent[a.ID] = &rp.Agents[i]
+		}
+	case demur.RecTurn:
+		var p demur.TurnPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		rp.Turns++
+		if a := byAgent[p.Agent]; a != nil {
+			a.Words += int64(p.Words)
+			a.Tokens += int64(p.Usage.CompletionTokens)
+		}
+	case demur.RecVerdict:
+		var p demur.VerdictPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		a := byAgent[p.Agent]
+		if a == nil || !p.Verdict.Kind.IsRefusal() {
+			return nil
+		}
+		a.Refusals++
+		if !a.Refused {
+			a.Refused, a.TokensAtRefusal = true, a.Tokens
+			if len(p.Verdict.Reasons) > 0 {
+				a.Reason = string(p.Verdict.Reasons[0])
+			}
+		}
+	case demur.RecSection:
+		var p demur.SectionPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		rp.Sections = append(rp.Sections, p)
+		if a := byAgent[p.Agent]; a != nil {
+			a.Sections++
+		}
+	case demur.RecAgent:
+		var p demur.AgentPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		if a := byAgent[p.Agent]; a != nil && p.State == "retired" {
+			a.Retired = true
+		}
+	case demur.RecJobEnd:
+		var p demur.JobEndPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		rp.Status, rp.Missing = p.Status, p.Missing
+	}
+	return nil
+}
