@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/storeurl"
+)
+
+// buildBinary compiles the real demur command once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "demur")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build demur: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSeedExperimentEndToEnd runs the README's main command on the real
+// binary and checks the job against the log and the simulator's truth.
+func TestSeedExperimentEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the full seed experiment (≈4M words); skipped with -short")
+	}
+	bin := buildBinary(t)
+	out := t.TempDir()
+	cmd := exec.Command(bin, "run", filepath.Join("..", "..", "examples", "seed-experiment.yaml"), "--out", out, "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demur run: %v\nstderr: %s", err, stderr.String())
+	}
+	var sum runSummary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+		t.Fatalf("--json output is not one object: %v\n%s", err, stdout.String())
+	}
+	if sum.Status != "completed" || sum.SectionsDone != sum.SectionsTotal || sum.SectionsTotal != 1600 {
+		t.Fatalf("status %s, %d of %d sections", sum.Status, sum.SectionsDone, sum.SectionsTotal)
+	}
+	checkDocument(t, sum.Document, sum.SectionsTotal)
+	for _, a := range sum.Agents {
+		if a.Words <= 0 && !a.Refused {
+			t.Errorf("agent %s wrote nothing and did not refuse", a.ID)
+		}
+	}
+	checkRefusalsRecorded(t, sum)
+}
+
+// checkDocument checks every section heading is present, once, in order,
+// and no section is marked missing.
+func checkDocument(t *testing.T, path string, sections int) {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(doc, []byte("missing: not written")) {
+		t.Fatal("document has a missing section")
+	}
+	heads := regexp.MustCompile(`(?m)^### (\d+)\.(\d+) `).FindAllSubmatch(doc, -1)
+	if len(heads) != sections {
+		t.Fatalf("document has %d section headings, want %d", len(heads), sections)
+	}
+	prev := ""
+	for _, h := range heads {
+		key := string(h[1]) + "." + string(h[2])
+		if prev != "" && !after(key, prev) {
+			t.Fatalf("section %s follows %s", key, prev)
+		}
+		prev = key
+	}
+}
+
+func after(a, b string) bool {
+	var ac, as, bc, bs int
+	parse := func(s string, c, x *int) { _, _ = fmt.Sscanf(s, "%d.%d", c, x) }
+	parse(a, &ac, &as)
+	parse(b, &bc, &bs)
+	return ac > bc || (ac == bc && as > bs)
+}
+
+// checkRefusalsRecorded compares the report with the simulator's ground
+// truth in the log: every agent the truth says refused is reported refused.
+func checkRefusalsRecorded(t *testing.T, sum runSummary) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storeurl.Open(ctx, sum.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	truths, err := st.Records(ctx, demur.Query{Job: sum.JobID, Kinds: []demur.RecordKind{demur.RecTruth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(truths) < sum.Turns {
+		t.Fatalf("%d truth records for %d turns", len(truths), sum.Turns)
+	}
+	refusedByTruth := map[string]bool{}
+	for _, r := range truths {
+		var p demur.TruthPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		var tr struct{ Kind string }
+		if err := json.Unmarshal(p.Truth, &tr); err != nil {
+			t.Fatal(err)
+		}
+		if tr.Kind == "refuse" || tr.Kind == "partial" {
+			refusedByTruth[p.Agent] = true
+		}
+	}
+	if len(refusedByTruth) == 0 {
+		t.Fatal("no agent refused in the seed experiment; the study saw 2 of 8")
+	}
+	for _, a := range sum.Agents {
+		if refusedByTruth[a.ID] && !a.Refused {
+			t.Errorf("%s refused by the simulator's truth but not in the report", a.ID)
+		}
+		if a.Refused && !refusedByTruth[a.ID] {
+			t.Errorf("%s reported refused but never refused by the truth", a.ID)
+		}
+	}
+	if !strings.HasPrefix(sum.Store, "sqlite://") {
+		t.Errorf("default store is %s", sum.Store)
+	}
+}

@@ -1,0 +1,266 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/job"
+	"github.com/demurhq/demur/natsbus"
+	"github.com/demurhq/demur/policy"
+	"github.com/demurhq/demur/sqlite"
+)
+
+func testSpec(t *testing.T, chapters, sections int) *job.Spec {
+	t.Helper()
+	src := fmt.Sprintf(`name: t
+seed: 5
+document: {title: T, chapters: %d, sections_per_chapter: %d, words_per_section: 100}
+agents: [{count: 3, profile: x}]
+`, chapters, sections)
+	s, err := job.Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPlan(t *testing.T) {
+	s := testSpec(t, 5, 7)
+	tasks := Plan(s)
+	if len(tasks) != 35 {
+		t.Fatalf("%d tasks, want 35", len(tasks))
+	}
+	ids := map[string]bool{}
+	titles := map[string]bool{}
+	for i, tk := range tasks {
+		if tk.Index != i || ids[tk.ID] {
+			t.Fatalf("task %d: index %d id %s (duplicate %v)", i, tk.Index, tk.ID, ids[tk.ID])
+		}
+		ids[tk.ID] = true
+		titles[tk.ChapterTitle+"/"+tk.Title] = true
+		if i > 0 && !strings.Contains(tk.PrevSummary, tasks[i-1].Title) {
+			t.Errorf("task %s: previous summary %q does not name %q", tk.ID, tk.PrevSummary, tasks[i-1].Title)
+		}
+	}
+	if len(titles) != 35 {
+		t.Errorf("%d distinct section titles of 35", len(titles))
+	}
+	again := Plan(testSpec(t, 5, 7))
+	if again[20].Title != tasks[20].Title {
+		t.Error("plan is not deterministic for a seed")
+	}
+}
+
+// scripted is a backend whose behaviour is fixed per agent: it refuses from
+// turn refuseFrom on (0: never), and its first degradeOnce turn is degraded.
+type scripted struct {
+	mu         sync.Mutex
+	turns      int
+	refuseFrom int
+}
+
+func (s *scripted) Generate(_ context.Context, req *demur.Request) (*demur.Response, error) {
+	s.mu.Lock()
+	s.turns++
+	n := s.turns
+	s.mu.Unlock()
+	prompt := req.Messages[len(req.Messages)-1].Content
+	if s.refuseFrom > 0 && n >= s.refuseFrom {
+		return &demur.Response{Output: "REFUSE", FinishReason: "stop", Usage: demur.Usage{CompletionTokens: 2}}, nil
+	}
+	return &demur.Response{Output: "text for " + firstLine(prompt, "Section "), FinishReason: "stop",
+		Usage: demur.Usage{CompletionTokens: 100}, Truth: []byte(`{"kind":"comply"}`)}, nil
+}
+
+func firstLine(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// markerDetector keeps these tests independent of the real detector.
+type markerDetector struct{}
+
+func (markerDetector) Classify(t *demur.Turn) demur.Verdict {
+	if t.Output == "REFUSE" {
+		return demur.Verdict{Kind: demur.KindRefuse, Confidence: 0.9, Reasons: []demur.Reason{demur.ReasonLowUtility}}
+	}
+	return demur.Verdict{Kind: demur.KindComply, Confidence: 0.9}
+}
+
+type harness struct {
+	store    *sqlite.Store
+	bus      *natsbus.Bus
+	spec     *job.Spec
+	backends map[string]*scripted
+}
+
+func newHarness(t *testing.T, dir string, spec *job.Spec, refuseFrom map[string]int) *harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "demur.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsbus.Embedded(ctx, natsbus.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{store: st, bus: bus, spec: spec, backends: map[string]*scripted{}}
+	for i := 1; i <= spec.TotalAgents(); i++ {
+		id := fmt.Sprintf("agent-%02d", i)
+		h.backends[id] = &scripted{refuseFrom: refuseFrom[id]}
+	}
+	return h
+}
+
+func (h *harness) close() {
+	h.bus.Close()
+	h.store.Close()
+}
+
+// run runs the job until it ends or ctx ends.
+func (h *harness) run(ctx context.Context, t *testing.T, pol *policy.Policy) (*demur.JobEndPayload, error) {
+	t.Helper()
+	var entries []demur.AgentEntry
+	for i := 1; i <= h.spec.TotalAgents(); i++ {
+		entries = append(entries, demur.AgentEntry{ID: fmt.Sprintf("agent-%02d", i), Backend: "scripted"})
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		a := &Agent{ID: e.ID, Job: h.spec.JobID(), Agents: len(entries), Backend: h.backends[e.ID], Bus: h.bus}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(actx) }()
+	}
+	c := New(Config{Job: h.spec.JobID(), Tasks: Plan(h.spec), Agents: entries, Bus: h.bus, Store: h.store, Policy: pol,
+		NewDetector: func(string) demur.Detector { return markerDetector{} }})
+	end, err := c.Run(ctx)
+	cancel()
+	wg.Wait()
+	return end, err
+}
+
+func TestRefusalsHandedOverAndAgentsRetired(t *testing.T) {
+	spec := testSpec(t, 3, 4)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 2})
+	defer h.close()
+	pol := policy.Default()
+	pol.RetireAfter = 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := h.run(ctx, t, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted || end.Done != 12 {
+		t.Fatalf("end %+v", end)
+	}
+	rp, err := BuildReport(ctx, h.store, spec.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.SectionsDone != 12 || len(rp.Sections) != 12 {
+		t.Fatalf("report: %d sections done", rp.SectionsDone)
+	}
+	seen := map[string]bool{}
+	for _, s := range rp.Sections {
+		if seen[s.Task] {
+			t.Fatalf("section %s written twice", s.Task)
+		}
+		seen[s.Task] = true
+	}
+	a1 := rp.Agents[0]
+	if !a1.Refused || !a1.Retired || a1.TokensAtRefusal != 102 || a1.Sections != 1 {
+		t.Fatalf("agent-01: %+v", a1)
+	}
+	if rp.RefusalRate != 1.0/3 || rp.MeanAbandonmentTokens != 102 {
+		t.Fatalf("rate %v mean %v", rp.RefusalRate, rp.MeanAbandonmentTokens)
+	}
+	if h.backends["agent-01"].turns != 2 {
+		t.Errorf("a retired agent kept working: %d turns", h.backends["agent-01"].turns)
+	}
+	doc := filepath.Join(t.TempDir(), "doc.md")
+	if err := WriteDocument(ctx, h.store, rp, Plan(spec), doc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllAgentsRefuseJobIncomplete(t *testing.T) {
+	spec := testSpec(t, 2, 3)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 1, "agent-02": 1, "agent-03": 2})
+	defer h.close()
+	pol := policy.Default()
+	pol.RetireAfter = 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := h.run(ctx, t, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusIncomplete || end.Done != 1 || len(end.Missing) != 5 {
+		t.Fatalf("end %+v", end)
+	}
+}
+
+func TestResumeWritesNoSectionTwice(t *testing.T) {
+	dir := t.TempDir()
+	spec := testSpec(t, 4, 5)
+	h := newHarness(t, dir, spec, nil)
+	// Interrupt the first run after a few results.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			rp, err := BuildReport(context.Background(), h.store, spec.JobID())
+			if err == nil && rp.SectionsDone >= 5 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	_, err := h.run(ctx, t, policy.Default())
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	h.close()
+	h2 := newHarness(t, dir, spec, nil)
+	defer h2.close()
+	end, err := h2.run(context.Background(), t, policy.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted || end.Done != 20 {
+		t.Fatalf("resumed end %+v", end)
+	}
+	rp, err := BuildReport(context.Background(), h2.store, spec.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range rp.Sections {
+		if seen[s.Task] {
+			t.Fatalf("section %s written twice", s.Task)
+		}
+		seen[s.Task] = true
+	}
+	if len(seen) != 20 {
+		t.Fatalf("%d sections", len(seen))
+	}
+	// A third run finds the job finished and does nothing.
+	again, err := h2.run(context.Background(), t, policy.Default())
+	if err != nil || again.Status != StatusCompleted {
+		t.Fatalf("rerun: %+v %v", again, err)
+	}
+}
