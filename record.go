@@ -25,6 +25,7 @@ const (
 	RecAgent      RecordKind = "agent.state"  // an agent joined, retired, ...
 	RecJobEnd     RecordKind = "job.end"      // final status and totals
 	RecOverride   RecordKind = "override"     // an override attempt, accepted or not
+	RecToken      RecordKind = "token"        // an operator token issued or revoked (its hash, never the secret)
 	RecCheckpoint RecordKind = "checkpoint"   // a signed checkpoint
 )
 
@@ -51,23 +52,35 @@ const CanonicalVersion = "demur-record-v1"
 // seq, time (RFC 3339 with nanoseconds, UTC), job, stream, kind, actor,
 // payload and prev_hash, each as a uvarint byte length followed by the bytes.
 func (r *Record) Canonical() []byte {
-	fields := [][]byte{
-		[]byte(CanonicalVersion),
-		[]byte(strconv.FormatInt(r.Seq, 10)),
-		[]byte(r.Time.UTC().Format(time.RFC3339Nano)),
-		[]byte(r.Job), []byte(r.Stream), []byte(r.Kind), []byte(r.Actor),
-		r.Payload, []byte(r.PrevHash),
-	}
-	n := 0
-	for _, f := range fields {
-		n += binary.MaxVarintLen64 + len(f)
-	}
-	b := make([]byte, 0, n)
-	for _, f := range fields {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
+	n := len(CanonicalVersion) + 20 + 35 + len(r.Job) + len(r.Stream) + len(r.Kind) +
+		len(r.Actor) + len(r.Payload) + len(r.PrevHash) + 9*binary.MaxVarintLen64
+	return r.AppendCanonical(make([]byte, 0, n))
+}
+
+// AppendCanonical appends the canonical encoding (see Canonical) to dst and
+// returns the extended slice. It lets a verifier reuse one buffer for
+// millions of records instead of allocating per record.
+func (r *Record) AppendCanonical(dst []byte) []byte {
+	var scratch [40]byte
+	dst = appendField(dst, []byte(CanonicalVersion))
+	dst = appendField(dst, strconv.AppendInt(scratch[:0], r.Seq, 10))
+	dst = appendField(dst, r.Time.UTC().AppendFormat(scratch[:0], time.RFC3339Nano))
+	dst = appendString(dst, r.Job)
+	dst = appendString(dst, r.Stream)
+	dst = appendString(dst, string(r.Kind))
+	dst = appendString(dst, r.Actor)
+	dst = appendField(dst, r.Payload)
+	return appendString(dst, r.PrevHash)
+}
+
+func appendField(dst, f []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(f)))
+	return append(dst, f...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
 }
 
 // ComputeHash returns the hex SHA-256 of the record's canonical encoding.

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -72,7 +73,7 @@ func (s *scripted) Generate(_ context.Context, req *demur.Request) (*demur.Respo
 	n := s.turns
 	s.mu.Unlock()
 	prompt := req.Messages[len(req.Messages)-1].Content
-	if s.refuseFrom > 0 && n >= s.refuseFrom {
+	if s.refuseFrom > 0 && n >= s.refuseFrom && !req.Force {
 		return &demur.Response{Output: "REFUSE", FinishReason: "stop", Usage: demur.Usage{CompletionTokens: 2}}, nil
 	}
 	return &demur.Response{Output: "text for " + firstLine(prompt, "Section "), FinishReason: "stop",
@@ -132,6 +133,11 @@ func (h *harness) close() {
 // run runs the job until it ends or ctx ends.
 func (h *harness) run(ctx context.Context, t *testing.T, pol *policy.Policy) (*demur.JobEndPayload, error) {
 	t.Helper()
+	return h.runWith(ctx, t, pol, nil)
+}
+
+func (h *harness) runWith(ctx context.Context, t *testing.T, pol *policy.Policy, tune func(*Config)) (*demur.JobEndPayload, error) {
+	t.Helper()
 	var entries []demur.AgentEntry
 	for i := 1; i <= h.spec.TotalAgents(); i++ {
 		entries = append(entries, demur.AgentEntry{ID: fmt.Sprintf("agent-%02d", i), Backend: "scripted"})
@@ -144,8 +150,12 @@ func (h *harness) run(ctx context.Context, t *testing.T, pol *policy.Policy) (*d
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = a.Run(actx) }()
 	}
-	c := New(Config{Job: h.spec.JobID(), Tasks: Plan(h.spec), Agents: entries, Bus: h.bus, Store: h.store, Policy: pol,
-		NewDetector: func(string) demur.Detector { return markerDetector{} }})
+	cfg := Config{Job: h.spec.JobID(), Tasks: Plan(h.spec), Agents: entries, Bus: h.bus, Store: h.store, Policy: pol,
+		NewDetector: func(string) demur.Detector { return markerDetector{} }}
+	if tune != nil {
+		tune(&cfg)
+	}
+	c := New(cfg)
 	end, err := c.Run(ctx)
 	cancel()
 	wg.Wait()
@@ -262,5 +272,108 @@ func TestResumeWritesNoSectionTwice(t *testing.T) {
 	again, err := h2.run(context.Background(), t, policy.Default())
 	if err != nil || again.Status != StatusCompleted {
 		t.Fatalf("rerun: %+v %v", again, err)
+	}
+}
+
+// TestEscalationForcedByOverride: every agent refuses, the policy escalates,
+// and an approved force override from the control subject gets the section
+// written; an unapproved one is recorded as rejected and changes nothing.
+func TestEscalationForcedByOverride(t *testing.T) {
+	spec := testSpec(t, 1, 1)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 1, "agent-02": 1, "agent-03": 1})
+	defer h.close()
+	pol := policy.Default()
+	pol.On[demur.KindRefuse] = []demur.Action{demur.ActionEscalate}
+	pol.RetireAfter = 100
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	events := make(chan Event, 100)
+	go func() {
+		// Wait for the escalation, then send a rejected and an approved override.
+		for e := range events {
+			if e.Type == "turn" && e.Action == demur.ActionEscalate {
+				send := func(o demur.Override) {
+					data, _ := json.Marshal(o)
+					if err := h.bus.Broadcast(fmt.Sprintf(demur.SubjectControl, spec.JobID()), data); err != nil {
+						t.Error(err)
+					}
+				}
+				send(demur.Override{ID: "o1", Job: spec.JobID(), Action: demur.ActionForce, Task: "c01s01", Status: demur.OverridePending, Requester: "mallory"})
+				send(demur.Override{ID: "o2", Job: spec.JobID(), Action: demur.ActionForce, Task: "c01s01", Agent: e.Agent, Status: demur.OverrideApproved, Requester: "alice"})
+				return
+			}
+		}
+	}()
+	end, err := h.runWith(ctx, t, pol, func(c *Config) {
+		c.OnEvent = func(e Event) {
+			select {
+			case events <- e:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted {
+		t.Fatalf("end %+v", end)
+	}
+	recs, err := h.store.Records(ctx, demur.Query{Job: spec.JobID(), Kinds: []demur.RecordKind{demur.RecOverride}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]string{}
+	for _, r := range recs {
+		var p OverridePayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		outcomes[p.Override.ID] = p.Outcome
+	}
+	if outcomes["o2"] != demur.OverrideApplied || !strings.HasPrefix(outcomes["o1"], "rejected") {
+		t.Fatalf("override outcomes %v", outcomes)
+	}
+	assigns, _ := h.store.Records(ctx, demur.Query{Job: spec.JobID(), Kinds: []demur.RecordKind{demur.RecAssign}})
+	var forced int
+	for _, r := range assigns {
+		var p demur.AssignPayload
+		_ = json.Unmarshal(r.Payload, &p)
+		if p.Force {
+			forced++
+		}
+	}
+	if forced != 1 {
+		t.Fatalf("%d forced assignments, want 1", forced)
+	}
+}
+
+// TestEscalationTimesOut: with nobody answering, the default action applies.
+func TestEscalationTimesOut(t *testing.T) {
+	spec := testSpec(t, 1, 2)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 1})
+	defer h.close()
+	pol := policy.Default()
+	pol.On[demur.KindRefuse] = []demur.Action{demur.ActionEscalate}
+	pol.RetireAfter = 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := h.runWith(ctx, t, pol, func(c *Config) { c.EscalateTimeout = 50 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted {
+		t.Fatalf("end %+v", end)
+	}
+	decs, _ := h.store.Records(ctx, demur.Query{Job: spec.JobID(), Kinds: []demur.RecordKind{demur.RecDecision}})
+	var timeouts int
+	for _, r := range decs {
+		var p demur.DecisionPayload
+		_ = json.Unmarshal(r.Payload, &p)
+		if p.Decision.Rule == "escalate.timeout" && p.Decision.Action == demur.ActionReassign {
+			timeouts++
+		}
+	}
+	if timeouts != 1 {
+		t.Fatalf("%d escalation timeouts recorded, want 1", timeouts)
 	}
 }

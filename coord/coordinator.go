@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/demurhq/demur"
 	"github.com/demurhq/demur/policy"
@@ -51,12 +52,17 @@ type Config struct {
 	Policy      *policy.Policy
 	// OnEvent, when set, is called from the coordinator's goroutine.
 	OnEvent func(Event)
+	// EscalateTimeout is how long an escalated work item waits for a person
+	// (default 10 minutes) before EscalateDefault (default reassign) applies.
+	EscalateTimeout time.Duration
+	EscalateDefault demur.Action
 }
 
 type agentState struct {
 	entry    demur.AgentEntry
 	live     bool
 	busy     bool
+	paused   bool
 	refusals int
 	tokens   int64
 	words    int64
@@ -69,6 +75,7 @@ type queued struct {
 	only    string // only this agent may take it (retry, refresh, reframe)
 	avoid   string // prefer any other agent (reassign)
 	refresh bool
+	force   bool
 	frame   string
 }
 
@@ -84,6 +91,10 @@ type Coordinator struct {
 	attempts map[string]int
 	repeats  map[string]map[demur.Kind]int
 	seen     map[string]bool // task/attempt results already processed
+	last      map[string]lastOutput
+	escalated map[string]escalation
+	paused    bool            // the whole job, by a storm or a person
+	applied   map[string]bool // override IDs already carried out
 	started  bool
 	ended    *demur.JobEndPayload
 	pending  []*demur.Record
@@ -101,6 +112,13 @@ func New(cfg Config) *Coordinator {
 		cfg: cfg, byID: map[string]int{}, agents: map[string]*agentState{},
 		done: map[string]bool{}, aborted: map[string]bool{}, attempts: map[string]int{},
 		repeats: map[string]map[demur.Kind]int{}, seen: map[string]bool{},
+		last: map[string]lastOutput{}, escalated: map[string]escalation{}, applied: map[string]bool{},
+	}
+	if c.cfg.EscalateTimeout <= 0 {
+		c.cfg.EscalateTimeout = 10 * time.Minute
+	}
+	if c.cfg.EscalateDefault == "" {
+		c.cfg.EscalateDefault = demur.ActionReassign
 	}
 	for i, t := range cfg.Tasks {
 		c.byID[t.ID] = i
@@ -137,25 +155,35 @@ func (c *Coordinator) Run(ctx context.Context) (*demur.JobEndPayload, error) {
 	if err := c.flush(ctx); err != nil {
 		return nil, err
 	}
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	resCh := pump(loopCtx, results)
+	ovCh, unsub, err := c.subscribeOverrides()
+	if err != nil {
+		return nil, err
+	}
+	defer unsub()
 	for !c.finished() {
-		d, err := results.Next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("next result: %w", err)
+		timer, cancelTimer := c.escalationTimer()
+		select {
+		case <-ctx.Done():
+			cancelTimer()
+			return nil, ctx.Err()
+		case ev := <-resCh:
+			cancelTimer()
+			if err := c.onResult(ctx, ev); err != nil {
+				return nil, err
+			}
+			continue
+		case o := <-ovCh:
+			c.applyOverride(o)
+		case now := <-timer:
+			c.expireEscalations(now)
 		}
-		var res Result
-		if err := json.Unmarshal(d.Data(), &res); err != nil {
-			_ = d.Ack()
-			return nil, fmt.Errorf("decode result: %w", err)
-		}
-		if err := c.handle(ctx, &res); err != nil {
-			return nil, err
-		}
+		cancelTimer()
 		c.dispatch()
 		if err := c.flush(ctx); err != nil {
 			return nil, err
-		}
-		if err := d.Ack(); err != nil {
-			return nil, fmt.Errorf("ack result: %w", err)
 		}
 	}
 	return c.finish(ctx)
@@ -170,10 +198,10 @@ func taskType(ts []demur.Task) string {
 
 // finished reports whether no more work can happen.
 func (c *Coordinator) finished() bool {
-	if len(c.done)+len(c.aborted) == len(c.cfg.Tasks) {
+	if len(c.done)+len(c.aborted) == len(c.cfg.Tasks) && len(c.escalated) == 0 {
 		return true
 	}
-	return c.liveAgents() == 0
+	return c.liveAgents() == 0 && len(c.escalated) == 0
 }
 
 func (c *Coordinator) liveAgents() int {
@@ -269,22 +297,8 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 // apply carries out a decision on the plan.
 func (c *Coordinator) apply(res *Result, blob string, words int, v demur.Verdict, d demur.Decision) {
 	id, agent := res.Task.ID, res.Agent
-	idx := c.byID[id]
-	switch d.Action {
-	case demur.ActionAccept:
-		c.done[id] = true
-		c.record(demur.RecSection, "coordinator", demur.SectionPayload{Task: id, Index: idx, Agent: agent, Attempt: res.Task.Attempt, Output: blob, Words: words})
-	case demur.ActionAbort:
-		c.aborted[id] = true
-	case demur.ActionRetry:
-		c.requeue(queued{task: idx, only: agent})
-	case demur.ActionRefreshContext:
-		c.requeue(queued{task: idx, only: agent, refresh: true})
-	case demur.ActionReframe:
-		c.requeue(queued{task: idx, only: agent, frame: reframe(&res.Task)})
-	default: // reassign, rotate, and actions the spine carries out as a hand-over
-		c.requeue(queued{task: idx, avoid: agent, refresh: true})
-	}
+	c.last[id] = lastOutput{agent: agent, attempt: res.Task.Attempt, blob: blob, words: words}
+	c.carryOut(id, agent, d.Action, reframe(&res.Task))
 	a := c.agents[agent]
 	if d.Retire && a.live {
 		a.live = false
@@ -299,6 +313,51 @@ func (c *Coordinator) apply(res *Result, blob string, words int, v demur.Verdict
 	}
 	c.emit(Event{Type: "turn", Agent: agent, Task: id, Verdict: v.Kind, Reason: reason, Action: d.Action,
 		Words: a.words, Tokens: a.tokens, Done: len(c.done), Total: len(c.cfg.Tasks)})
+}
+
+// lastOutput is a task's most recent output, which an "accept" override or
+// decision takes as the section.
+type lastOutput struct {
+	agent   string
+	attempt int
+	blob    string
+	words   int
+}
+
+// carryOut applies one action to task id, last worked on by agent.
+func (c *Coordinator) carryOut(id, agent string, a demur.Action, frame string) {
+	idx := c.byID[id]
+	delete(c.escalated, id)
+	switch a {
+	case demur.ActionAccept:
+		if c.done[id] {
+			return // a late second answer for a written section changes nothing
+		}
+		last, ok := c.last[id]
+		if !ok { // nothing to accept yet: do the work instead
+			c.requeue(queued{task: idx})
+			return
+		}
+		c.done[id] = true
+		delete(c.aborted, id)
+		c.record(demur.RecSection, "coordinator", demur.SectionPayload{Task: id, Index: idx, Agent: last.agent,
+			Attempt: last.attempt, Output: last.blob, Words: last.words})
+	case demur.ActionAbort:
+		c.aborted[id] = true
+	case demur.ActionRetry:
+		c.requeue(queued{task: idx, only: agent})
+	case demur.ActionRefreshContext:
+		c.requeue(queued{task: idx, only: agent, refresh: true})
+	case demur.ActionReframe:
+		c.requeue(queued{task: idx, only: agent, refresh: true, frame: frame})
+	case demur.ActionForce:
+		delete(c.aborted, id)
+		c.requeue(queued{task: idx, only: agent, force: true})
+	case demur.ActionEscalate:
+		c.escalated[id] = escalation{agent: agent, deadline: time.Now().Add(c.cfg.EscalateTimeout), dflt: c.cfg.EscalateDefault}
+	default: // reassign, rotate: another agent, in a fresh context
+		c.requeue(queued{task: idx, avoid: agent, refresh: true})
+	}
 }
 
 // reframe adds purpose and context to a task; never a bare order.
@@ -318,7 +377,7 @@ func (c *Coordinator) dispatch() {
 	live := c.liveAgents()
 	for _, id := range c.order {
 		a := c.agents[id]
-		if !a.live || a.busy {
+		if !a.live || a.busy || a.paused || c.paused {
 			continue
 		}
 		i := c.pick(id, live)
@@ -330,10 +389,10 @@ func (c *Coordinator) dispatch() {
 		t := c.cfg.Tasks[q.task]
 		c.attempts[t.ID]++
 		t.Attempt = c.attempts[t.ID]
-		t.RefreshContext, t.Frame = q.refresh, q.frame
+		t.RefreshContext, t.Frame, t.Force = q.refresh, q.frame, q.force
 		t.SelfCritique = a.entry.SelfCritique
 		a.busy = true
-		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: q.refresh, Frame: q.frame})
+		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: q.refresh, Frame: q.frame, Force: q.force})
 		c.send(id, Assignment{Task: t})
 		c.emit(Event{Type: "assign", Agent: id, Task: t.ID, Words: a.words, Tokens: a.tokens, Done: len(c.done), Total: len(c.cfg.Tasks)})
 	}
@@ -417,4 +476,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
-

@@ -81,6 +81,14 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 			return err
 		}
 		c.done[p.Task] = true
+	case demur.RecOverride:
+		var p OverridePayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			return err
+		}
+		if p.Outcome == demur.OverrideApplied {
+			c.applied[p.Override.ID] = true
+		}
 	case demur.RecAgent:
 		var p demur.AgentPayload
 		if err := json.Unmarshal(r.Payload, &p); err != nil {
