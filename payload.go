@@ -51,6 +51,7 @@ type TurnPayload struct {
 	ProviderRefusal string        `json:"provider_refusal,omitempty"`
 	StopCategory    string        `json:"stop_category,omitempty"`
 	StopExplanation string        `json:"stop_explanation,omitempty"`
+	Injected        string        `json:"injected,omitempty"` // Response.Injected: a chaos injection
 	Started         time.Time     `json:"started"`
 	Elapsed         time.Duration `json:"elapsed_ns"`
 	Error           string        `json:"error,omitempty"`
@@ -88,6 +89,9 @@ type SectionPayload struct {
 	Attempt int    `json:"attempt"`
 	Output  string `json:"output_blob"`
 	Words   int    `json:"words"`
+	// Part and Parts are set when the section was split (see Task).
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // AgentPayload records a change in an agent's standing.

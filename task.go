@@ -32,6 +32,10 @@ type Task struct {
 	// Force sets the backend's API-level force flag; only an authorized
 	// override sets it.
 	Force bool `json:"force,omitempty"`
+	// Part and Parts number the pieces of a split section (Part from 1);
+	// both are 0 for a whole section. Parts share the section's Index.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 	// SelfCritique asks the agent to review and critique its own draft.
 	SelfCritique bool `json:"self_critique,omitempty"`
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,9 +63,10 @@ func TestPlan(t *testing.T) {
 // scripted is a backend whose behaviour is fixed per agent: it refuses from
 // turn refuseFrom on (0: never), and its first degradeOnce turn is degraded.
 type scripted struct {
-	mu         sync.Mutex
-	turns      int
-	refuseFrom int
+	mu          sync.Mutex
+	turns       int
+	refuseFrom  int
+	refuseWhole bool // refuse whole sections, write parts of split ones
 }
 
 func (s *scripted) Generate(_ context.Context, req *demur.Request) (*demur.Response, error) {
@@ -73,6 +75,9 @@ func (s *scripted) Generate(_ context.Context, req *demur.Request) (*demur.Respo
 	n := s.turns
 	s.mu.Unlock()
 	prompt := req.Messages[len(req.Messages)-1].Content
+	if s.refuseWhole && !strings.Contains(prompt, "Write part ") {
+		return &demur.Response{Output: "REFUSE", FinishReason: "stop", Usage: demur.Usage{CompletionTokens: 2}}, nil
+	}
 	if s.refuseFrom > 0 && n >= s.refuseFrom && !req.Force {
 		return &demur.Response{Output: "REFUSE", FinishReason: "stop", Usage: demur.Usage{CompletionTokens: 2}}, nil
 	}
@@ -375,5 +380,52 @@ func TestEscalationTimesOut(t *testing.T) {
 	}
 	if timeouts != 1 {
 		t.Fatalf("%d escalation timeouts recorded, want 1", timeouts)
+	}
+}
+
+// TestSplit: a section refused whole is split, its parts are written, and
+// the document holds both parts in order at the section's place.
+func TestSplit(t *testing.T) {
+	dir := t.TempDir()
+	spec := testSpec(t, 1, 3)
+	h := newHarness(t, dir, spec, nil)
+	defer h.close()
+	for _, b := range h.backends {
+		b.refuseWhole = true
+	}
+	pol := policy.Default()
+	pol.On[demur.KindRefuse] = []demur.Action{demur.ActionSplit}
+	pol.RetireAfter = 100
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := h.run(ctx, t, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted || end.Done != 3 || end.Total != 3 {
+		t.Fatalf("end %+v", end)
+	}
+	rp, err := BuildReport(ctx, h.store, spec.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.SectionsDone != 3 || len(rp.Sections) != 6 {
+		t.Fatalf("%d sections done from %d section records", rp.SectionsDone, len(rp.Sections))
+	}
+	doc := filepath.Join(dir, "doc.md")
+	if err := WriteDocument(ctx, h.store, rp, Plan(spec), doc); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(doc)
+	text := string(data)
+	first := strings.Index(text, "Section 1.1:")
+	second := strings.Index(text, "Section 1.2:")
+	if first < 0 || second < first || strings.Count(text, "text for Section 1.1:") != 2 {
+		t.Fatalf("document does not hold both parts of 1.1 before 1.2:\n%s", text)
+	}
+	// A second coordinator on the same log rebuilds the split and finds the job done.
+	again, err := h.run(ctx, t, pol)
+	if err != nil || again.Status != StatusCompleted {
+		t.Fatalf("rerun %+v %v", again, err)
 	}
 }

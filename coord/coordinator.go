@@ -95,6 +95,8 @@ type Coordinator struct {
 	escalated map[string]escalation
 	paused    bool            // the whole job, by a storm or a person
 	applied   map[string]bool // override IDs already carried out
+	splitInto map[string][]string
+	planned   int // sections in the plan, before any split
 	started  bool
 	ended    *demur.JobEndPayload
 	pending  []*demur.Record
@@ -113,7 +115,9 @@ func New(cfg Config) *Coordinator {
 		done: map[string]bool{}, aborted: map[string]bool{}, attempts: map[string]int{},
 		repeats: map[string]map[demur.Kind]int{}, seen: map[string]bool{},
 		last: map[string]lastOutput{}, escalated: map[string]escalation{}, applied: map[string]bool{},
+		splitInto: map[string][]string{}, planned: len(cfg.Tasks),
 	}
+	c.cfg.Tasks = append([]demur.Task(nil), cfg.Tasks...) // splits append parts
 	if c.cfg.EscalateTimeout <= 0 {
 		c.cfg.EscalateTimeout = 10 * time.Minute
 	}
@@ -198,7 +202,7 @@ func taskType(ts []demur.Task) string {
 
 // finished reports whether no more work can happen.
 func (c *Coordinator) finished() bool {
-	if len(c.done)+len(c.aborted) == len(c.cfg.Tasks) && len(c.escalated) == 0 {
+	if c.remaining() == 0 && len(c.escalated) == 0 {
 		return true
 	}
 	return c.liveAgents() == 0 && len(c.escalated) == 0
@@ -215,9 +219,9 @@ func (c *Coordinator) liveAgents() int {
 }
 
 func (c *Coordinator) finish(ctx context.Context) (*demur.JobEndPayload, error) {
-	end := &demur.JobEndPayload{Done: len(c.done), Total: len(c.cfg.Tasks), Status: StatusCompleted}
+	end := &demur.JobEndPayload{Done: c.sectionsDone(), Total: c.planned, Status: StatusCompleted}
 	for _, t := range c.cfg.Tasks {
-		if !c.done[t.ID] {
+		if c.splitInto[t.ID] == nil && !c.done[t.ID] {
 			end.Missing = append(end.Missing, t.ID)
 		}
 	}
@@ -233,7 +237,7 @@ func (c *Coordinator) finish(ctx context.Context) (*demur.JobEndPayload, error) 
 	if err := c.flush(ctx); err != nil {
 		return nil, err
 	}
-	c.emit(Event{Type: "done", Done: len(c.done), Total: len(c.cfg.Tasks)})
+	c.emit(Event{Type: "done", Done: c.sectionsDone(), Total: c.planned})
 	return end, nil
 }
 
@@ -312,7 +316,7 @@ func (c *Coordinator) apply(res *Result, blob string, words int, v demur.Verdict
 		reason = v.Reasons[0]
 	}
 	c.emit(Event{Type: "turn", Agent: agent, Task: id, Verdict: v.Kind, Reason: reason, Action: d.Action,
-		Words: a.words, Tokens: a.tokens, Done: len(c.done), Total: len(c.cfg.Tasks)})
+		Words: a.words, Tokens: a.tokens, Done: c.sectionsDone(), Total: c.planned})
 }
 
 // lastOutput is a task's most recent output, which an "accept" override or
@@ -340,8 +344,9 @@ func (c *Coordinator) carryOut(id, agent string, a demur.Action, frame string) {
 		}
 		c.done[id] = true
 		delete(c.aborted, id)
-		c.record(demur.RecSection, "coordinator", demur.SectionPayload{Task: id, Index: idx, Agent: last.agent,
-			Attempt: last.attempt, Output: last.blob, Words: last.words})
+		t := &c.cfg.Tasks[idx]
+		c.record(demur.RecSection, "coordinator", demur.SectionPayload{Task: id, Index: t.Index, Agent: last.agent,
+			Attempt: last.attempt, Output: last.blob, Words: last.words, Part: t.Part, Parts: t.Parts})
 	case demur.ActionAbort:
 		c.aborted[id] = true
 	case demur.ActionRetry:
@@ -353,6 +358,8 @@ func (c *Coordinator) carryOut(id, agent string, a demur.Action, frame string) {
 	case demur.ActionForce:
 		delete(c.aborted, id)
 		c.requeue(queued{task: idx, only: agent, force: true})
+	case demur.ActionSplit:
+		c.split(id)
 	case demur.ActionEscalate:
 		c.escalated[id] = escalation{agent: agent, deadline: time.Now().Add(c.cfg.EscalateTimeout), dflt: c.cfg.EscalateDefault}
 	default: // reassign, rotate: another agent, in a fresh context
@@ -394,7 +401,7 @@ func (c *Coordinator) dispatch() {
 		a.busy = true
 		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: q.refresh, Frame: q.frame, Force: q.force})
 		c.send(id, Assignment{Task: t})
-		c.emit(Event{Type: "assign", Agent: id, Task: t.ID, Words: a.words, Tokens: a.tokens, Done: len(c.done), Total: len(c.cfg.Tasks)})
+		c.emit(Event{Type: "assign", Agent: id, Task: t.ID, Words: a.words, Tokens: a.tokens, Done: c.sectionsDone(), Total: c.planned})
 	}
 }
 

@@ -15,15 +15,13 @@ import (
 // file at path. It writes a temporary file and renames it, so a crash never
 // leaves half a document.
 func WriteDocument(ctx context.Context, store demur.Store, rp *Report, tasks []demur.Task, path string) error {
-	secs := make(map[int]demur.SectionPayload, len(rp.Sections))
+	secs := make(map[int][]demur.SectionPayload, len(rp.Sections))
 	for _, s := range rp.Sections {
-		secs[s.Index] = s
+		secs[s.Index] = append(secs[s.Index], s)
 	}
-	idx := make([]int, 0, len(secs))
-	for i := range secs {
-		idx = append(idx, i)
+	for _, ss := range secs {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].Part < ss[j].Part })
 	}
-	sort.Ints(idx)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write document: %w", err)
 	}
@@ -43,18 +41,25 @@ func WriteDocument(ctx context.Context, store demur.Store, rp *Report, tasks []d
 			fmt.Fprintf(w, "\n## Chapter %d: %s\n", t.Chapter, t.ChapterTitle)
 		}
 		fmt.Fprintf(w, "\n### %d.%d %s\n\n", t.Chapter, t.Section, t.Title)
-		s, ok := secs[t.Index]
-		if !ok {
+		ss := secs[t.Index]
+		if len(ss) == 0 {
 			fmt.Fprintf(w, "*[section %s missing: not written by any agent]*\n", t.ID)
 			continue
 		}
-		body, err := store.Blob(ctx, s.Output)
-		if err != nil {
-			tmp.Close()
-			return fmt.Errorf("section %s: %w", t.ID, err)
+		if ss[0].Part == 0 {
+			ss = ss[:1] // written whole; parts of an earlier split are superseded
+		} else if len(ss) < ss[0].Parts {
+			fmt.Fprintf(w, "*[section %s incomplete: %d of %d parts written]*\n", t.ID, len(ss), ss[0].Parts)
 		}
-		w.Write(body)
-		w.WriteByte('\n')
+		for _, s := range ss {
+			body, err := store.Blob(ctx, s.Output)
+			if err != nil {
+				tmp.Close()
+				return fmt.Errorf("section %s: %w", s.Task, err)
+			}
+			w.Write(body)
+			w.WriteByte('\n')
+		}
 	}
 	if err := w.Flush(); err != nil {
 		tmp.Close()

@@ -28,7 +28,7 @@ func (c *Coordinator) applyOverride(o demur.Override) {
 		o.Status = demur.OverrideRejected
 	}
 	c.record(demur.RecOverride, o.Requester, OverridePayload{Override: o, Outcome: outcome})
-	c.emit(Event{Type: "override", Agent: o.Agent, Task: o.Task, Action: o.Action, Done: len(c.done), Total: len(c.cfg.Tasks)})
+	c.emit(Event{Type: "override", Agent: o.Agent, Task: o.Task, Action: o.Action, Done: c.sectionsDone(), Total: c.planned})
 }
 
 // overrideOutcome applies o and says how it went.

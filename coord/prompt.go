@@ -41,6 +41,11 @@ func userPrompt(t *demur.Task) string {
 	if t.SelfCritique {
 		b.WriteString("Before you answer, draft the section, critique your draft against the brief, and revise it.\n")
 	}
+	if t.Parts > 0 {
+		fmt.Fprintf(&b, "This section is written in %d parts; this is part %d: cover the %s of the brief.\n", t.Parts, t.Part, partShare(t.Part, t.Parts))
+		fmt.Fprintf(&b, "Write part %d of section %d.%d in about %d words.", t.Part, t.Chapter, t.Section, t.Words)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "Write section %d.%d in about %d words.", t.Chapter, t.Section, t.Words)
 	return b.String()
 }
@@ -70,4 +75,14 @@ func (c *conversation) messages(system, prompt string) []demur.Message {
 	m = append(m, demur.Message{Role: demur.RoleSystem, Content: system})
 	m = append(m, c.pairs...)
 	return append(m, demur.Message{Role: demur.RoleUser, Content: prompt})
+}
+
+func partShare(part, parts int) string {
+	switch {
+	case part == 1:
+		return "opening"
+	case part == parts:
+		return "closing"
+	}
+	return "middle"
 }

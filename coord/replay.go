@@ -22,7 +22,7 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		}
 	}
 	for i, t := range c.cfg.Tasks {
-		if !c.done[t.ID] && !c.aborted[t.ID] {
+		if !c.done[t.ID] && !c.aborted[t.ID] && c.splitInto[t.ID] == nil {
 			c.queue = append(c.queue, queued{task: i})
 		}
 	}
@@ -72,8 +72,12 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 		if err := json.Unmarshal(r.Payload, &p); err != nil {
 			return err
 		}
-		if p.Decision.Action == demur.ActionAbort {
+		switch p.Decision.Action {
+		case demur.ActionAbort:
 			c.aborted[p.Task] = true
+		case demur.ActionSplit:
+			c.split(p.Task)
+			c.queue = nil // rebuilt from the plan once replay ends
 		}
 	case demur.RecSection:
 		var p demur.SectionPayload

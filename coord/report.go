@@ -76,7 +76,7 @@ func BuildReport(ctx context.Context, store demur.Store, job string) (*Report, e
 	if refused > 0 {
 		rp.MeanAbandonmentTokens = float64(sum) / float64(refused)
 	}
-	rp.SectionsDone = len(rp.Sections)
+	rp.SectionsDone = writtenSections(rp.Sections)
 	return rp, nil
 }
 
@@ -144,4 +144,30 @@ func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport) error {
 		rp.Status, rp.Missing = p.Status, p.Missing
 	}
 	return nil
+}
+
+// writtenSections counts document positions written whole or in all their
+// parts.
+func writtenSections(secs []demur.SectionPayload) int {
+	parts := map[int]map[int]bool{}
+	whole := map[int]bool{}
+	need := map[int]int{}
+	for _, s := range secs {
+		if s.Parts == 0 {
+			whole[s.Index] = true
+			continue
+		}
+		if parts[s.Index] == nil {
+			parts[s.Index] = map[int]bool{}
+		}
+		parts[s.Index][s.Part] = true
+		need[s.Index] = s.Parts
+	}
+	n := len(whole)
+	for idx, ps := range parts {
+		if !whole[idx] && len(ps) == need[idx] {
+			n++
+		}
+	}
+	return n
 }

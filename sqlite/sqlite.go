@@ -1,0 +1,677 @@
+// Package sqlite is the embedded audit-log store: a demur.Store in one SQLite
+// file, written through modernc.org/sqlite (pure Go, no cgo).
+//
+// Durability: the file runs in WAL mode with synchronous=FULL, so every
+// commit fsyncs the WAL before Append returns. synchronous=NORMAL would be
+// faster but lets the last commits vanish on power loss, and the log's
+// contract is that a decision is durable before it takes effect.
+//
+// Group commit: a single writer goroutine owns the write connection.
+// Concurrent Append and PutBlob calls queue up while a commit is in flight
+// and are then written together in one transaction, so they share a single
+// fsync. Every call still gets its own result: one caller's failure (say a
+// conflict) is rolled back to a savepoint and does not fail the others.
+//
+// One writer process per file: chain heads (last seq and hash of each stream)
+// are cached in memory after the first read. Another process appending to the
+// same file is detected, not prevented: the insert of the next seq hits the
+// unique (stream, seq) index and Append returns demur.ErrConflict; the cached
+// head is then dropped, so a later Append continues from the file's real
+// head. Use the postgres store when several processes share one log.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/demurhq/demur"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Batch bounds keep one transaction, and so the wait of the callers queued
+// behind it, short.
+const (
+	maxBatchOps   = 1024
+	maxBatchBytes = 32 << 20
+	queueLen      = 4096
+	busyTimeoutMS = 10000
+	readConns     = 4
+)
+
+// migrations are applied in order; PRAGMA user_version counts those applied.
+// Append new entries, never edit old ones.
+var migrations = []string{
+	`CREATE TABLE records (
+		id        INTEGER PRIMARY KEY,
+		stream    TEXT    NOT NULL,
+		seq       INTEGER NOT NULL,
+		time      TEXT    NOT NULL, -- RFC 3339 nano, UTC: exactly the hashed text
+		job       TEXT    NOT NULL,
+		kind      TEXT    NOT NULL,
+		actor     TEXT    NOT NULL,
+		payload   BLOB,             -- the caller's bytes, never re-encoded
+		prev_hash TEXT    NOT NULL,
+		hash      TEXT    NOT NULL
+	);
+	CREATE UNIQUE INDEX records_stream_seq ON records (stream, seq);
+	CREATE INDEX records_job ON records (job, stream, seq);
+	-- A rowid table: WITHOUT ROWID would keep kilobyte bodies inside the
+	-- hash index and make every lookup wade through overflow pages.
+	CREATE TABLE blobs (
+		hash TEXT PRIMARY KEY,
+		data BLOB NOT NULL
+	);`,
+}
+
+// Store is a demur.Store backed by one SQLite file. It is safe for concurrent
+// use within one process; see the package doc for several processes.
+type Store struct {
+	path string
+	wdb  *sql.DB // one connection, used only by the writer goroutine
+	rdb  *sql.DB // read-only connections for queries
+
+	mu     sync.RWMutex // guards closed and sends on ops
+	closed bool
+	ops    chan *op
+	done   chan struct{} // closed when the writer goroutine has exited
+
+	// Prepared once on the writer's connection; transactions borrow them.
+	insRecord, insBlob *sql.Stmt
+
+	// Owned by the writer goroutine.
+	heads    map[string]head
+	syncMode string // the synchronous pragma last set on the writer connection
+}
+
+var _ demur.Store = (*Store)(nil)
+
+type head struct {
+	seq  int64
+	hash string
+}
+
+// op is one caller's request to the writer: an append (recs) or a blob put.
+type op struct {
+	ctx  context.Context
+	recs []demur.Record // copies; the writer fills in seq, time and hashes
+	blob []byte
+	hash string
+	err  chan error // buffered; receives exactly one result
+}
+
+func (o *op) size() int {
+	n := len(o.blob)
+	for i := range o.recs {
+		n += len(o.recs[i].Payload)
+	}
+	return n
+}
+
+// Open opens or creates the store at path, creating the parent directory and
+// bringing the schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite store: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+	}
+	wdb, err := openDB(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	wdb.SetConnMaxLifetime(0)
+	if err := migrate(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	rdb, err := openDB(path, true)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(readConns)
+	rdb.SetMaxIdleConns(readConns)
+	s := &Store{
+		path:     path,
+		wdb:      wdb,
+		rdb:      rdb,
+		ops:      make(chan *op, queueLen),
+		done:     make(chan struct{}),
+		heads:    make(map[string]head),
+		syncMode: "FULL", // as the DSN sets it
+	}
+	if s.insRecord, err = wdb.PrepareContext(ctx, `INSERT INTO records
+		(stream, seq, time, job, kind, actor, payload, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err == nil {
+		s.insBlob, err = wdb.PrepareContext(ctx,
+			"INSERT INTO blobs (hash, data) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING")
+	}
+	if err != nil {
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite store %s: prepare: %w", path, err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+// openDB opens path with the pragmas every connection needs. Pragmas go in
+// the DSN because database/sql may open new connections at any time.
+func openDB(path string, readOnly bool) (*sql.DB, error) {
+	// A file: URI so that '?' or '#' in the path cannot be taken for
+	// parameters; those are percent-escaped.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(path))
+	dsn := "file:" + esc +
+		"?_pragma=busy_timeout(" + fmt.Sprint(busyTimeoutMS) + ")" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(ON)" +
+		"&_txlock=immediate" // take the write lock at BEGIN: no deadlocked lock upgrades
+	if readOnly {
+		dsn += "&_pragma=query_only(1)"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("migrate: schema version %d is newer than this build supports (%d)", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return nil
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrate: to version %d: %w", i+1, err)
+		}
+	}
+	// PRAGMA takes no bind parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("migrate: set schema version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// Path returns the database file path given to Open.
+func (s *Store) Path() string { return s.path }
+
+// Append assigns each record its stream's next Seq, Time when zero, PrevHash
+// and Hash, and returns once all of them are durable. The records of one call
+// are written atomically and in order. On error the records are left as
+// they were. A context canceled before the records reach the writer aborts
+// the call; once they are being written, Append waits for the commit.
+func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	o := &op{ctx: ctx, recs: make([]demur.Record, len(recs)), err: make(chan error, 1)}
+	for i, r := range recs {
+		if r == nil {
+			return fmt.Errorf("append: record %d is nil", i)
+		}
+		if err := validate(r); err != nil {
+			return fmt.Errorf("append: record %d: %w", i, err)
+		}
+		o.recs[i] = *r
+	}
+	if err := s.submit(ctx, o); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	if err := <-o.err; err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	for i, r := range recs {
+		c := &o.recs[i]
+		r.Seq, r.Time, r.PrevHash, r.Hash = c.Seq, c.Time, c.PrevHash, c.Hash
+	}
+	return nil
+}
+
+// PutBlob stores data under its content hash and returns the hash once the
+// data is committed. It is durable no later than the commit of the next
+// Append, so a record appended after PutBlob returns never refers to a
+// blob lost in a crash. Concurrent puts share commits with appends.
+func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
+	h := demur.BlobHash(data)
+	if data == nil {
+		data = []byte{} // the column is NOT NULL; a nil slice would bind NULL
+	}
+	o := &op{ctx: ctx, blob: data, hash: h, err: make(chan error, 1)}
+	if err := s.submit(ctx, o); err != nil {
+		return "", fmt.Errorf("put blob: %w", err)
+	}
+	if err := <-o.err; err != nil {
+		return "", fmt.Errorf("put blob %s: %w", h, err)
+	}
+	return h, nil
+}
+
+var errClosed = errors.New("store closed")
+
+// validate rejects what some store could not hold or give back exactly, so
+// that every store accepts the same records.
+func validate(r *demur.Record) error {
+	if r.Stream == "" {
+		return errors.New("no stream")
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"stream", r.Stream}, {"job", r.Job}, {"kind", string(r.Kind)}, {"actor", r.Actor},
+	} {
+		// PostgreSQL text holds neither NUL nor invalid UTF-8.
+		if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+			return fmt.Errorf("%s %q is not valid UTF-8 text without NUL", f.name, f.v)
+		}
+	}
+	// Outside years 1-9999, RFC 3339 (the hashed form) cannot parse back.
+	if y := r.Time.UTC().Year(); !r.Time.IsZero() && (y < 1 || y > 9999) {
+		return fmt.Errorf("time %v outside years 1-9999", r.Time)
+	}
+	return nil
+}
+
+func (s *Store) submit(ctx context.Context, o *op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed
+	}
+	select {
+	case s.ops <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Blob returns the data stored under hash, or an error wrapping
+// demur.ErrNotFound.
+func (s *Store) Blob(ctx context.Context, hash string) ([]byte, error) {
+	var data []byte
+	err := s.rdb.QueryRowContext(ctx, "SELECT data FROM blobs WHERE hash = ?", hash).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("blob %s: %w", hash, demur.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", hash, err)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
+}
+
+// Records returns the records matching q, ordered by stream, then seq.
+func (s *Store) Records(ctx context.Context, q demur.Query) ([]*demur.Record, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if q.Job != "" {
+		where = append(where, "job = ?")
+		args = append(args, q.Job)
+	}
+	if q.Stream != "" {
+		where = append(where, "stream = ?")
+		args = append(args, q.Stream)
+	}
+	if len(q.Kinds) > 0 {
+		marks := make([]string, len(q.Kinds))
+		for i, k := range q.Kinds {
+			marks[i] = "?"
+			args = append(args, string(k))
+		}
+		where = append(where, "kind IN ("+strings.Join(marks, ",")+")")
+	}
+	if q.AfterSeq > 0 {
+		where = append(where, "seq > ?")
+		args = append(args, q.AfterSeq)
+	}
+	query := "SELECT stream, seq, time, job, kind, actor, payload, prev_hash, hash FROM records"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY stream, seq"
+	if q.Limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, q.Limit)
+	}
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("records: %w", err)
+	}
+	defer rows.Close()
+	var out []*demur.Record
+	for rows.Next() {
+		var (
+			r    demur.Record
+			ts   string
+			kind string
+		)
+		if err := rows.Scan(&r.Stream, &r.Seq, &ts, &r.Job, &kind, &r.Actor, &r.Payload, &r.PrevHash, &r.Hash); err != nil {
+			return nil, fmt.Errorf("records: %w", err)
+		}
+		r.Kind = demur.RecordKind(kind)
+		if r.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return nil, fmt.Errorf("records: %s/%d: bad time %q: %w", r.Stream, r.Seq, ts, err)
+		}
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("records: %w", err)
+	}
+	return out, nil
+}
+
+// Streams returns the names of all streams in the log, sorted.
+func (s *Store) Streams(ctx context.Context) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT DISTINCT stream FROM records ORDER BY stream")
+	if err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var st string
+		if err := rows.Scan(&st); err != nil {
+			return nil, fmt.Errorf("streams: %w", err)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
+	}
+	return out, nil
+}
+
+// Close waits for queued writes to commit, then closes the file. Calls
+// after Close fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.done
+	// A checkpoint folds the WAL back into the main file so that the
+	// database is one self-contained file when not in use.
+	_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	err := errors.Join(s.insRecord.Close(), s.insBlob.Close(), s.rdb.Close(), s.wdb.Close())
+	if err != nil {
+		return fmt.Errorf("close sqlite store: %w", err)
+	}
+	return nil
+}
+
+// writer is the only goroutine that writes. It takes whatever has queued up
+// since the last commit, up to the batch bounds, and commits it as one
+// transaction.
+func (s *Store) writer() {
+	defer close(s.done)
+	var batch []*op
+	for first := range s.ops {
+		batch = append(batch[:0], first)
+		size := first.size()
+	fill:
+		for len(batch) < maxBatchOps && size < maxBatchBytes {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+				size += o.size()
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch) // drop references to payloads
+	}
+}
+
+// commit writes one batch and answers every op in it.
+func (s *Store) commit(batch []*op) {
+	results := make([]error, len(batch))
+	live := 0
+	for i, o := range batch {
+		// Skipping callers that gave up keeps "error means not written".
+		if err := o.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		live++
+	}
+	if live == 0 {
+		answer(batch, results)
+		return
+	}
+	// The transaction deliberately ignores callers' contexts: it carries
+	// other callers' writes too.
+	ctx := context.Background()
+	// A batch of blobs alone commits without fsync: the next Append's fsync
+	// makes it durable along with everything before it in the WAL, and WAL
+	// recovery keeps a prefix of commits, so no durable record can refer to
+	// a lost blob. This halves the fsyncs of the usual "put the output,
+	// then append the turn" sequence.
+	mode := "NORMAL"
+	for i, o := range batch {
+		if o.recs != nil && results[i] == nil {
+			mode = "FULL"
+			break
+		}
+	}
+	// Should database/sql replace the connection, the new one starts in
+	// FULL, so a stale syncMode can only cost speed, never durability.
+	if mode != s.syncMode {
+		if _, err := s.wdb.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+			fillErr(results, fmt.Errorf("set synchronous: %w", err))
+			answer(batch, results)
+			return
+		}
+		s.syncMode = mode
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		fillErr(results, fmt.Errorf("begin: %w", err))
+		answer(batch, results)
+		return
+	}
+	w := batchWriter{s: s, tx: tx, pending: make(map[string]head)}
+	defer w.close()
+	for i, o := range batch {
+		if results[i] != nil {
+			continue
+		}
+		if o.recs != nil {
+			results[i] = w.append(ctx, o.recs)
+		} else {
+			results[i] = w.putBlob(ctx, o.hash, o.blob)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// The outcome of a failed commit is unknown; forget all heads so
+		// the next batch rereads them from the file.
+		clear(s.heads)
+		fillErr(results, fmt.Errorf("commit: %w", err))
+		answer(batch, results)
+		return
+	}
+	for st, h := range w.pending {
+		s.heads[st] = h
+	}
+	answer(batch, results)
+}
+
+func fillErr(results []error, err error) {
+	for i := range results {
+		if results[i] == nil {
+			results[i] = err
+		}
+	}
+}
+
+func answer(batch []*op, results []error) {
+	for i, o := range batch {
+		o.err <- results[i]
+	}
+}
+
+// batchWriter holds the state of one transaction. pending holds the heads
+// this transaction has moved; they reach Store.heads only on commit.
+type batchWriter struct {
+	s       *Store
+	tx      *sql.Tx
+	ins     *sql.Stmt
+	blob    *sql.Stmt
+	pending map[string]head
+}
+
+func (w *batchWriter) close() {
+	if w.ins != nil {
+		w.ins.Close()
+	}
+	if w.blob != nil {
+		w.blob.Close()
+	}
+	w.tx.Rollback() // no-op after Commit
+}
+
+func (w *batchWriter) head(ctx context.Context, stream string) (head, error) {
+	if h, ok := w.pending[stream]; ok {
+		return h, nil
+	}
+	if h, ok := w.s.heads[stream]; ok {
+		return h, nil
+	}
+	var h head
+	err := w.tx.QueryRowContext(ctx,
+		"SELECT seq, hash FROM records WHERE stream = ? ORDER BY seq DESC LIMIT 1", stream).Scan(&h.seq, &h.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return head{}, fmt.Errorf("read head of %q: %w", stream, err)
+	}
+	return h, nil
+}
+
+func (w *batchWriter) append(ctx context.Context, recs []demur.Record) (err error) {
+	if w.ins == nil {
+		w.ins = w.tx.StmtContext(ctx, w.s.insRecord)
+	}
+	// Several records must land together or not at all, without failing
+	// the rest of the batch: a savepoint scopes the rollback to this call.
+	multi := len(recs) > 1
+	if multi {
+		if _, err := w.tx.ExecContext(ctx, "SAVEPOINT rec"); err != nil {
+			return fmt.Errorf("savepoint: %w", err)
+		}
+	}
+	moved := make(map[string]head, 1)
+	var now time.Time
+	for i := range recs {
+		r := &recs[i]
+		h, ok := moved[r.Stream]
+		if !ok {
+			if h, err = w.head(ctx, r.Stream); err != nil {
+				break
+			}
+		}
+		r.Seq = h.seq + 1
+		if r.Time.IsZero() {
+			if now.IsZero() {
+				// Microseconds, so the time survives any store or
+				// JSON round trip the record may take later.
+				now = time.Now().UTC().Truncate(time.Microsecond)
+			}
+			r.Time = now
+		} else {
+			r.Time = r.Time.UTC() // drops zone and monotonic reading; the hash is unchanged
+		}
+		r.Seal(h.hash)
+		_, err = w.ins.ExecContext(ctx, r.Stream, r.Seq, r.Time.Format(time.RFC3339Nano),
+			r.Job, string(r.Kind), r.Actor, r.Payload, r.PrevHash, r.Hash)
+		if err != nil {
+			if isUnique(err) {
+				// Someone else extended this stream: our head is stale.
+				delete(w.pending, r.Stream)
+				delete(w.s.heads, r.Stream)
+				err = fmt.Errorf("stream %q seq %d already written by another writer: %w", r.Stream, r.Seq, demur.ErrConflict)
+			} else {
+				err = fmt.Errorf("insert %s/%d: %w", r.Stream, r.Seq, err)
+			}
+			break
+		}
+		moved[r.Stream] = head{seq: r.Seq, hash: r.Hash}
+	}
+	if multi {
+		if err != nil {
+			if _, rbErr := w.tx.ExecContext(ctx, "ROLLBACK TO rec"); rbErr != nil {
+				return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+			}
+		}
+		if _, relErr := w.tx.ExecContext(ctx, "RELEASE rec"); relErr != nil && err == nil {
+			err = fmt.Errorf("release savepoint: %w", relErr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for st, h := range moved {
+		w.pending[st] = h
+	}
+	return nil
+}
+
+func (w *batchWriter) putBlob(ctx context.Context, hash string, data []byte) error {
+	if w.blob == nil {
+		w.blob = w.tx.StmtContext(ctx, w.s.insBlob)
+	}
+	if _, err := w.blob.ExecContext(ctx, hash, data); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	return nil
+}
+
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code()
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
