@@ -1,0 +1,48 @@
+// Package natsbus implements demur.Bus on NATS JetStream.
+//
+// A Bus is either embedded ([Embedded]: a nats-server running inside the
+// process, reachable without a TCP port unless asked for) or joined to an
+// external server or cluster ([Connect]).
+//
+// # Streams
+//
+// Opening a Bus makes sure two streams exist:
+//
+//   - DEMUR_TASKS captures demur.task.> (demur.SubjectTask) with work-queue
+//     retention: a task is stored until a consumer acks it, then removed.
+//   - DEMUR_RESULTS captures demur.result.> (demur.SubjectResult), also
+//     work-queue retention.
+//
+// Streams use memory storage on an embedded bus without a StoreDir (the
+// audit log, not the bus, is demur's source of truth for resume) and file
+// storage otherwise. A stream that already exists with the same subjects and
+// retention is used as it is, so many processes and versions can share one
+// server.
+//
+// Control subjects (demur.SubjectControl) are plain core NATS: every current
+// subscriber gets each message, nothing is stored.
+//
+// # Consumers
+//
+// [Bus.Consume] opens a durable pull consumer filtered on one subject. The
+// JetStream consumer name is the durable name plus a hash of the subject, so
+// the same durable name used for two jobs names two consumers instead of one
+// consumer whose filter flips between jobs. Processes calling Consume with
+// the same subject and durable share one consumer and so split the work.
+// Because the streams are work queues, two consumers with different durable
+// names may not have overlapping filters (JetStream refuses the second).
+//
+// Next takes one message at a time by default (Options.Prefetch), so a slow
+// agent never holds tasks an idle one could run.
+//
+// A message not acked within AckWait, or nak'ed, is redelivered, at most
+// MaxDeliver times in all. A message that reached MaxDeliver stays in the
+// stream, undelivered, until [Bus.PurgeJob] removes it.
+//
+// # Clusters
+//
+// EmbeddedOptions.Cluster makes the embedded server one node of a NATS
+// cluster (routes over TCP); with Options.Replicas set to 3 the streams
+// survive the loss of a node. [Connect] joins an external cluster the same
+// way it joins a single server.
+package natsbus
