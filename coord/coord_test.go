@@ -362,7 +362,7 @@ func TestEscalationTimesOut(t *testing.T) {
 	pol.RetireAfter = 1
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	end, err := h.runWith(ctx, t, pol, func(c *Config) { c.EscalateTimeout = 50 * time.Millisecond })
+	end, err := h.runWith(ctx, t, pol, func(c *Config) { c.EscalateTimeout, c.EscalateDefault = 50*time.Millisecond, demur.ActionReassign })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,5 +427,56 @@ func TestSplit(t *testing.T) {
 	again, err := h.run(ctx, t, pol)
 	if err != nil || again.Status != StatusCompleted {
 		t.Fatalf("rerun %+v %v", again, err)
+	}
+}
+
+// TestStormPausesJob: when most recent turns are refusals, the storm
+// breaker pauses the job instead of retrying; the pause ends when the
+// escalation times out.
+func TestStormPausesJob(t *testing.T) {
+	spec := testSpec(t, 2, 3)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 1, "agent-02": 1})
+	defer h.close()
+	pol := policy.Default()
+	pol.Storm = &policy.Storm{Window: 2, MaxRefusalRate: 0.4, Action: demur.ActionEscalate}
+	pol.RetireAfter = 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := h.runWith(ctx, t, pol, func(c *Config) {
+		c.EscalateTimeout, c.EscalateDefault = 30*time.Millisecond, demur.ActionReassign
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted {
+		t.Fatalf("end %+v", end)
+	}
+	decs, _ := h.store.Records(ctx, demur.Query{Job: spec.JobID(), Kinds: []demur.RecordKind{demur.RecDecision}})
+	var storms, resumes int
+	for _, r := range decs {
+		var p demur.DecisionPayload
+		_ = json.Unmarshal(r.Payload, &p)
+		if p.Decision.Rule == "storm" {
+			storms++
+		}
+		if p.Decision.Action == demur.ActionResume && p.Decision.Rule == "escalate.timeout" {
+			resumes++
+		}
+	}
+	if storms == 0 || resumes == 0 {
+		t.Fatalf("storm decisions %d, timed-out resumes %d", storms, resumes)
+	}
+}
+
+func TestRing(t *testing.T) {
+	r := newRing(3)
+	if r.rate() != 0 {
+		t.Fatal("empty ring has a rate")
+	}
+	for _, b := range []bool{true, true, false, false} {
+		r.add(b)
+	}
+	if r.n != 3 || r.rate() != 1.0/3 {
+		t.Fatalf("n %d rate %v", r.n, r.rate())
 	}
 }

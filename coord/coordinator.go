@@ -52,8 +52,16 @@ type Config struct {
 	Policy      *policy.Policy
 	// OnEvent, when set, is called from the coordinator's goroutine.
 	OnEvent func(Event)
+	// Overrides are approved overrides found in the log at start (their
+	// broadcast is not durable); the coordinator applies those it has not.
+	Overrides []demur.Override
+	// OnOverrideApplied, when set, is told of each override carried out,
+	// after its record is durable.
+	OnOverrideApplied func(demur.Override)
+	// NewMonitor, when set, returns the early-warning model of one agent.
+	NewMonitor func(agent string) HazardModel
 	// EscalateTimeout is how long an escalated work item waits for a person
-	// (default 10 minutes) before EscalateDefault (default reassign) applies.
+	// before EscalateDefault applies; both default to the policy's.
 	EscalateTimeout time.Duration
 	EscalateDefault demur.Action
 }
@@ -67,6 +75,15 @@ type agentState struct {
 	tokens   int64
 	words    int64
 	detector demur.Detector
+	monitor  HazardModel
+	next     demur.Action // early warning: how to hand out this agent's next task
+	chapter  int          // chapter of the agent's last task, for variety
+}
+
+// HazardModel estimates, from one agent's verdicts in order, the chance
+// that the agent refuses soon (package monitor).
+type HazardModel interface {
+	Observe(v demur.Verdict) float64
 }
 
 // queued is a task waiting for an agent.
@@ -81,26 +98,30 @@ type queued struct {
 
 // Coordinator runs one job.
 type Coordinator struct {
-	cfg      Config
-	byID     map[string]int
-	agents   map[string]*agentState
-	order    []string
-	queue    []queued
-	done     map[string]bool
-	aborted  map[string]bool
-	attempts map[string]int
-	repeats  map[string]map[demur.Kind]int
-	seen     map[string]bool // task/attempt results already processed
-	last      map[string]lastOutput
-	escalated map[string]escalation
-	paused    bool            // the whole job, by a storm or a person
-	applied   map[string]bool // override IDs already carried out
-	splitInto map[string][]string
-	planned   int // sections in the plan, before any split
-	started  bool
-	ended    *demur.JobEndPayload
-	pending  []*demur.Record
-	outbox   []outMsg
+	cfg         Config
+	byID        map[string]int
+	agents      map[string]*agentState
+	order       []string
+	queue       []queued
+	done        map[string]bool
+	aborted     map[string]bool
+	attempts    map[string]int
+	repeats     map[string]map[demur.Kind]int
+	seen        map[string]bool // task/attempt results already processed
+	last        map[string]lastOutput
+	escalated   map[string]escalation
+	paused      bool            // the whole job, by a storm or a person
+	applied     map[string]bool // override IDs already carried out
+	splitInto   map[string][]string
+	summaries   map[int]string   // opening of each written section, by index
+	appliedNow  []demur.Override // applied since the last flush
+	window      *ring            // refusals among the job's last turns, for the storm breaker
+	jobRefusals int
+	planned     int // sections in the plan, before any split
+	started     bool
+	ended       *demur.JobEndPayload
+	pending     []*demur.Record
+	outbox      []outMsg
 }
 
 type outMsg struct {
@@ -115,20 +136,34 @@ func New(cfg Config) *Coordinator {
 		done: map[string]bool{}, aborted: map[string]bool{}, attempts: map[string]int{},
 		repeats: map[string]map[demur.Kind]int{}, seen: map[string]bool{},
 		last: map[string]lastOutput{}, escalated: map[string]escalation{}, applied: map[string]bool{},
-		splitInto: map[string][]string{}, planned: len(cfg.Tasks),
+		splitInto: map[string][]string{}, planned: len(cfg.Tasks), summaries: map[int]string{},
 	}
 	c.cfg.Tasks = append([]demur.Task(nil), cfg.Tasks...) // splits append parts
+	if c.cfg.EscalateTimeout <= 0 {
+		c.cfg.EscalateTimeout = cfg.Policy.Escalate.Timeout
+	}
 	if c.cfg.EscalateTimeout <= 0 {
 		c.cfg.EscalateTimeout = 10 * time.Minute
 	}
 	if c.cfg.EscalateDefault == "" {
+		c.cfg.EscalateDefault = cfg.Policy.Escalate.Default
+	}
+	if c.cfg.EscalateDefault == "" {
 		c.cfg.EscalateDefault = demur.ActionReassign
 	}
+	window := 50
+	if cfg.Policy.Storm != nil {
+		window = cfg.Policy.Storm.Window
+	}
+	c.window = newRing(window)
 	for i, t := range cfg.Tasks {
 		c.byID[t.ID] = i
 	}
 	for _, a := range cfg.Agents {
 		c.agents[a.ID] = &agentState{entry: a, live: true, detector: cfg.NewDetector(a.ID)}
+		if cfg.NewMonitor != nil {
+			c.agents[a.ID].monitor = cfg.NewMonitor(a.ID)
+		}
 		c.order = append(c.order, a.ID)
 	}
 	return c
@@ -167,6 +202,15 @@ func (c *Coordinator) Run(ctx context.Context) (*demur.JobEndPayload, error) {
 		return nil, err
 	}
 	defer unsub()
+	for _, o := range c.cfg.Overrides {
+		if o.Status == demur.OverrideApproved {
+			c.applyOverride(o)
+		}
+	}
+	c.dispatch()
+	if err := c.flush(ctx); err != nil {
+		return nil, err
+	}
 	for !c.finished() {
 		timer, cancelTimer := c.escalationTimer()
 		select {
@@ -272,17 +316,28 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 	tp.Model, tp.Prompt, tp.Output, tp.OutputBytes, tp.Words = t.Model, t.Prompt, blob, len(t.Output), words
 	tp.FinishReason, tp.Usage, tp.LPMean = t.FinishReason, t.Usage, t.LPMean
 	tp.ProviderRefusal, tp.StopCategory, tp.StopExplanation = t.ProviderRefusal, t.StopCategory, t.StopExplanation
-	tp.Started, tp.Elapsed = t.Started, t.Elapsed
+	tp.Started, tp.Elapsed, tp.Injected = t.Started, t.Elapsed, t.Injected
 	c.record(demur.RecTurn, res.Agent, tp)
 	if len(res.Truth) > 0 {
 		c.record(demur.RecTruth, "sim", demur.TruthPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Truth: res.Truth})
 	}
 	v := a.detector.Classify(t)
 	v.Signals.CumTokens = a.tokens
-	c.record(demur.RecVerdict, "detector", demur.VerdictPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Verdict: v})
-	if v.Kind.IsRefusal() && v.Confidence >= c.cfg.Policy.MinConfidence {
-		a.refusals++
+	if t.Injected != "" && v.Kind != demur.KindComply {
+		v.Source = demur.SourceInjected // a chaos test's refusal, not the model's
 	}
+	refused := v.Kind.IsRefusal() && v.Confidence >= c.cfg.Policy.MinConfidence
+	if refused {
+		a.refusals++
+		c.jobRefusals++
+	}
+	c.window.add(refused)
+	var hazard float64
+	if a.monitor != nil {
+		hazard = a.monitor.Observe(v)
+		v.Signals.Hazard = hazard
+	}
+	c.record(demur.RecVerdict, "detector", demur.VerdictPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Verdict: v})
 	reps := c.repeats[res.Task.ID]
 	if reps == nil {
 		reps = map[demur.Kind]int{}
@@ -290,10 +345,14 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 	}
 	d := c.cfg.Policy.Decide(policy.Input{
 		Verdict: v, Attempt: c.attempts[res.Task.ID], Repeats: reps[v.Kind],
-		AgentRefusals: a.refusals, OtherAgents: c.liveAgents() - 1,
+		AgentRefusals: a.refusals, OtherAgents: c.liveAgents() - 1, Hazard: hazard,
+		WindowRefusalRate: c.window.rate(), WindowSize: c.window.n, JobRefusals: c.jobRefusals,
 	})
 	reps[v.Kind]++
 	c.record(demur.RecDecision, "router", demur.DecisionPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Decision: d})
+	if d.Action == demur.ActionAccept {
+		c.summaries[res.Task.Index] = summarize(t.Output)
+	}
 	c.apply(res, blob, words, v, d)
 	return nil
 }
@@ -304,6 +363,18 @@ func (c *Coordinator) apply(res *Result, blob string, words int, v demur.Verdict
 	c.last[id] = lastOutput{agent: agent, attempt: res.Task.Attempt, blob: blob, words: words}
 	c.carryOut(id, agent, d.Action, reframe(&res.Task))
 	a := c.agents[agent]
+	if d.Next != "" {
+		a.next = d.Next
+	}
+	if d.Rule == "storm" && (d.Action == demur.ActionEscalate || d.Action == demur.ActionPause) && !c.paused {
+		// A storm pauses the whole job until a person resumes it or the
+		// escalation times out: retrying into a storm burns budget.
+		c.paused = true
+		c.escalated[jobPauseKey] = escalation{deadline: time.Now().Add(c.cfg.EscalateTimeout), dflt: demur.ActionResume}
+		if d.Action == demur.ActionPause {
+			c.requeue(queued{task: c.byID[id], avoid: agent, refresh: true})
+		}
+	}
 	if d.Retire && a.live {
 		a.live = false
 		c.record(demur.RecAgent, "router", demur.AgentPayload{Agent: agent, State: "retired",
@@ -387,7 +458,7 @@ func (c *Coordinator) dispatch() {
 		if !a.live || a.busy || a.paused || c.paused {
 			continue
 		}
-		i := c.pick(id, live)
+		i := c.pick(id, live, a.next)
 		if i < 0 {
 			continue
 		}
@@ -397,7 +468,18 @@ func (c *Coordinator) dispatch() {
 		c.attempts[t.ID]++
 		t.Attempt = c.attempts[t.ID]
 		t.RefreshContext, t.Frame, t.Force = q.refresh, q.frame, q.force
+		switch a.next {
+		case demur.ActionRefreshContext, demur.ActionRotate, demur.ActionReassign:
+			t.RefreshContext = true
+		case demur.ActionReframe:
+			t.RefreshContext, t.Frame = true, reframe(&t)
+		}
+		a.next, a.chapter = "", t.Chapter
 		t.SelfCritique = a.entry.SelfCritique
+		if sum := c.summaries[t.Index-1]; sum != "" && t.Index > 0 && t.Part <= 1 {
+			p := c.cfg.Tasks[t.Index-1]
+			t.PrevSummary = fmt.Sprintf("Section %d.%d, %q, opened: %s", p.Chapter, p.Section, p.Title, sum)
+		}
 		a.busy = true
 		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: q.refresh, Frame: q.frame, Force: q.force})
 		c.send(id, Assignment{Task: t})
@@ -405,8 +487,11 @@ func (c *Coordinator) dispatch() {
 	}
 }
 
-// pick returns the queue index agent id should take, or -1.
-func (c *Coordinator) pick(id string, live int) int {
+// pick returns the queue index agent id should take, or -1. An agent
+// whose next task should be varied (an early-warning rotate) takes the
+// first task of another chapter than its last when there is one.
+func (c *Coordinator) pick(id string, live int, next demur.Action) int {
+	first := -1
 	for i, q := range c.queue {
 		if q.only != "" && q.only != id {
 			if c.agents[q.only].live {
@@ -417,9 +502,14 @@ func (c *Coordinator) pick(id string, live int) int {
 		if q.avoid == id && live > 1 {
 			continue
 		}
-		return i
+		if next != demur.ActionRotate || q.only == id || c.cfg.Tasks[q.task].Chapter != c.agents[id].chapter {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
 	}
-	return -1
+	return first
 }
 
 func (c *Coordinator) record(kind demur.RecordKind, actor string, payload any) {
@@ -447,6 +537,12 @@ func (c *Coordinator) flush(ctx context.Context) error {
 		}
 		c.pending = c.pending[:0]
 	}
+	for _, o := range c.appliedNow {
+		if c.cfg.OnOverrideApplied != nil {
+			c.cfg.OnOverrideApplied(o)
+		}
+	}
+	c.appliedNow = c.appliedNow[:0]
 	for _, m := range c.outbox {
 		if err := c.cfg.Bus.Publish(ctx, m.subject, m.data); err != nil {
 			return fmt.Errorf("send to %s: %w", m.subject, err)

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/demurhq/demur"
 )
@@ -22,6 +23,7 @@ func (c *Coordinator) applyOverride(o demur.Override) {
 	outcome := c.overrideOutcome(o)
 	if outcome == demur.OverrideApplied {
 		c.applied[o.ID] = true
+		c.appliedNow = append(c.appliedNow, o)
 	}
 	o.Status = outcome
 	if outcome != demur.OverrideApplied {
@@ -35,6 +37,9 @@ func (c *Coordinator) applyOverride(o demur.Override) {
 func (c *Coordinator) overrideOutcome(o demur.Override) string {
 	if o.Status != demur.OverrideApproved {
 		return fmt.Sprintf("rejected: status %q, not approved", o.Status)
+	}
+	if !o.Expires.IsZero() && time.Now().After(o.Expires) {
+		return fmt.Sprintf("rejected: expired at %s", o.Expires.Format(time.RFC3339))
 	}
 	if o.Agent != "" && c.agents[o.Agent] == nil {
 		return fmt.Sprintf("rejected: no agent %q in this job", o.Agent)

@@ -86,3 +86,29 @@ func partShare(part, parts int) string {
 	}
 	return "middle"
 }
+
+// summaryLen bounds the summary of a previous section given to the next.
+const summaryLen = 240
+
+// summarize returns the opening sentences of a section's prose, skipping
+// Markdown headings, as the short summary the next section's writer gets.
+func summarize(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(line) <= summaryLen {
+			return line
+		}
+		cut := strings.LastIndexAny(line[:summaryLen], ".;,")
+		if cut < summaryLen/2 {
+			cut = strings.LastIndexByte(line[:summaryLen], ' ')
+		}
+		if cut <= 0 {
+			cut = summaryLen
+		}
+		return strings.ToValidUTF8(line[:cut], "") + "…"
+	}
+	return ""
+}

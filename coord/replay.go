@@ -60,8 +60,13 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 		if err := json.Unmarshal(r.Payload, &p); err != nil {
 			return err
 		}
-		if a := c.agents[p.Agent]; a != nil && p.Verdict.Kind.IsRefusal() && p.Verdict.Confidence >= c.cfg.Policy.MinConfidence {
-			a.refusals++
+		refused := p.Verdict.Kind.IsRefusal() && p.Verdict.Confidence >= c.cfg.Policy.MinConfidence
+		c.window.add(refused)
+		if refused {
+			c.jobRefusals++
+			if a := c.agents[p.Agent]; a != nil {
+				a.refusals++
+			}
 		}
 		if c.repeats[p.Task] == nil {
 			c.repeats[p.Task] = map[demur.Kind]int{}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -55,34 +56,106 @@ type Chapter struct {
 // AgentGroup is Count agents that share a backend and profile.
 type AgentGroup struct {
 	Count int `yaml:"count"`
-	// Backend names the backend: sim.
+	// Backend names the backend: sim, openai or anthropic.
 	Backend string `yaml:"backend"`
 	// Profile is the simulator profile or the model name.
 	Profile      string `yaml:"profile"`
 	SelfCritique bool   `yaml:"self_critique"`
+
+	// The fields below are for the HTTP backends (openai, anthropic); see
+	// docs/backends.md.
+
+	// Model is the model name; empty means Profile.
+	Model string `yaml:"model"`
+	// BaseURL is the API root (e.g. http://127.0.0.1:8000/v1 for vLLM);
+	// empty means the provider's public API.
+	BaseURL string `yaml:"base_url"`
+	// APIKeyEnv names the environment variable holding the API key
+	// (default OPENAI_API_KEY or ANTHROPIC_API_KEY). The key itself never
+	// appears in a spec.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// APIKeyFile is a file whose first line is the API key; it wins over
+	// APIKeyEnv.
+	APIKeyFile string `yaml:"api_key_file"`
+	// MaxTokens caps each response's output tokens; 0 means the request's.
+	MaxTokens int `yaml:"max_tokens"`
+	// Timeout bounds one HTTP attempt, as a Go duration ("90s"); empty
+	// means 120s.
+	Timeout string `yaml:"timeout"`
+	// Retries is the number of attempts per turn, first included; 0 means 4.
+	Retries int `yaml:"retries"`
+	// Stream asks for server-sent events.
+	Stream bool `yaml:"stream"`
+	// Chaos injects refusals and faults into this group's agents.
+	Chaos *Chaos `yaml:"chaos"`
 }
 
-// Policy is the spine's first refusal policy.
+// Chaos configures refusal and fault injection for an agent group (package
+// chaos). Kind names are checked by the backend factory.
+type Chaos struct {
+	// Seed fixes the injections; 0 means the job's seed.
+	Seed int64 `yaml:"seed"`
+	// RefusalRate is the share of turns given an injected refusal.
+	RefusalRate float64 `yaml:"refusal_rate"`
+	// Refusals lists the refusal kinds to draw from (default all).
+	Refusals []string `yaml:"refusals"`
+	// FaultRate is the share of turns given an injected transport fault.
+	FaultRate float64 `yaml:"fault_rate"`
+	// Faults lists the fault kinds to draw from (default all).
+	Faults []string `yaml:"faults"`
+	// AfterTokens holds the rates back until an agent has produced this
+	// many output tokens.
+	AfterTokens int64 `yaml:"after_tokens"`
+	// Schedule injects a kind on an agent's given turn.
+	Schedule []ChaosEvent `yaml:"schedule"`
+	// RetryAfter is what an injected 429 asks for (Go duration, default 1s).
+	RetryAfter string `yaml:"retry_after"`
+}
+
+// ChaosEvent is one scheduled injection.
+type ChaosEvent struct {
+	// Turn counts the agent's turns from 1.
+	Turn int `yaml:"turn"`
+	// Inject is the kind, e.g. text_refusal or http_429.
+	Inject string `yaml:"inject"`
+}
+
+// ModelName is the model an HTTP backend asks for: Model, else Profile.
+func (g *AgentGroup) ModelName() string {
+	if g.Model != "" {
+		return g.Model
+	}
+	return g.Profile
+}
+
+// TimeoutDuration parses Timeout; validation has already rejected bad ones.
+func (g *AgentGroup) TimeoutDuration() time.Duration {
+	d, _ := time.ParseDuration(g.Timeout)
+	return d
+}
+
+// Policy picks the router's policy file and overrides a few of its values
+// for this job. Zero values keep the policy file's.
 type Policy struct {
-	// RetireAfter is how many refusals retire an agent (default 2).
+	// File is a policy file, or "none" for no refusal management at all;
+	// empty means the shipped default policy.
+	File string `yaml:"file"`
+	// RetireAfter is how many refusals retire an agent.
 	RetireAfter int `yaml:"retire_after"`
 	// MaxAttempts bounds hand-outs of one section before the job gives up
-	// on it (default 4 × agents).
+	// on it.
 	MaxAttempts int `yaml:"max_attempts"`
 	// MinConfidence is the verdict confidence below which a non-comply
-	// verdict is accepted as compliance (default 0.5).
+	// verdict is not acted on.
 	MinConfidence float64 `yaml:"min_confidence"`
 }
 
 // Limits on spec values: beyond them a job is a typo, not a plan.
 const (
-	MaxAgents        = 100000
-	MaxSections      = 1000000
-	MaxWordsPerSect  = 100000
-	DefaultTaskType  = "long_form_document"
-	defaultRetire    = 2
-	defaultMinConf   = 0.5
-	attemptsPerAgent = 4
+	MaxAgents       = 100000
+	MaxSections     = 1000000
+	MaxWordsPerSect = 100000
+	DefaultTaskType = "long_form_document"
 )
 
 // Error is a spec error at a position.
@@ -253,14 +326,5 @@ func (s *Spec) defaults() {
 		if s.Agents[i].Backend == "" {
 			s.Agents[i].Backend = "sim"
 		}
-	}
-	if s.Policy.RetireAfter == 0 {
-		s.Policy.RetireAfter = defaultRetire
-	}
-	if s.Policy.MaxAttempts == 0 {
-		s.Policy.MaxAttempts = attemptsPerAgent * max(1, s.TotalAgents())
-	}
-	if s.Policy.MinConfidence == 0 {
-		s.Policy.MinConfidence = defaultMinConf
 	}
 }

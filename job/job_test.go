@@ -35,7 +35,7 @@ func TestParseGood(t *testing.T) {
 	if s.Sections() != 6 || s.TotalAgents() != 3 || !s.Agents[0].SelfCritique {
 		t.Fatalf("decoded wrong: %+v", s)
 	}
-	if s.JobID() != "small-7" || s.Policy.RetireAfter != 1 || s.Policy.MaxAttempts != 12 || s.Policy.MinConfidence != 0.5 {
+	if s.JobID() != "small-7" || s.Policy.RetireAfter != 1 || s.Policy.MaxAttempts != 0 || s.Policy.MinConfidence != 0 {
 		t.Fatalf("defaults wrong: id=%s policy=%+v", s.JobID(), s.Policy)
 	}
 	if s.Document.Outline[0].Sections[1] != "Pipes" {
@@ -54,7 +54,7 @@ func TestParseBad(t *testing.T) {
 		{"bad name", "name: small", "name: Small Book", "bad.yaml:1:7: name \"Small Book\""},
 		{"tiny words", "words_per_section: 400", "words_per_section: 5", "bad.yaml:8:22: words_per_section must be within"},
 		{"too many outline sections", "[Wells, Pipes]", "[Wells, Pipes, Taps, Drains]", "bad.yaml:12:17: chapter 1 lists 4 sections"},
-		{"bad retire", "retire_after: 1", "retire_after: -2", "bad.yaml:19:17: retire_after must be ≥ 1"},
+		{"bad retire", "retire_after: 1", "retire_after: -2", "bad.yaml:19:17: retire_after must be ≥ 1 (or left out)"},
 		{"syntax", "seed: 7\n", "seed: [7\n", "bad.yaml:"},
 		{"missing title", "  title: A Small Book\n", "", "bad.yaml:4:1: document.title is required"},
 		{"bool as int", "self_critique: true", "self_critique: 3", "bad.yaml:17:20: "},

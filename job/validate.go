@@ -2,7 +2,9 @@ package job
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
+	"time"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -25,11 +27,11 @@ func (s *Spec) validate() Errors {
 	errs = append(errs, s.validateDocument()...)
 	errs = append(errs, s.validateAgents()...)
 	p := s.Policy
-	if p.RetireAfter < 1 {
-		bad("$.policy.retire_after", "retire_after must be ≥ 1, got %d", p.RetireAfter)
+	if p.RetireAfter < 0 {
+		bad("$.policy.retire_after", "retire_after must be ≥ 1 (or left out), got %d", p.RetireAfter)
 	}
-	if p.MaxAttempts < 1 {
-		bad("$.policy.max_attempts", "max_attempts must be ≥ 1, got %d", p.MaxAttempts)
+	if p.MaxAttempts < 0 {
+		bad("$.policy.max_attempts", "max_attempts must be ≥ 1 (or left out), got %d", p.MaxAttempts)
 	}
 	if p.MinConfidence < 0 || p.MinConfidence > 1 {
 		bad("$.policy.min_confidence", "min_confidence must be within 0–1, got %g", p.MinConfidence)
@@ -81,12 +83,84 @@ func (s *Spec) validateAgents() Errors {
 		if g.Count < 1 {
 			bad(at+".count", "count must be ≥ 1, got %d", g.Count)
 		}
-		if g.Profile == "" {
+		if g.Profile == "" && g.Model == "" {
 			bad(at, "agents[%d].profile is required", i)
 		}
+		errs = append(errs, s.validateHTTP(at, g)...)
 	}
 	if n := s.TotalAgents(); n > MaxAgents {
 		bad("$.agents", "%d agents exceeds the limit of %d", n, MaxAgents)
 	}
 	return errs
 }
+
+// validateHTTP checks the HTTP-backend and chaos fields of one group.
+func (s *Spec) validateHTTP(at string, g AgentGroup) Errors {
+	var errs Errors
+	bad := func(path, format string, args ...any) { errs = append(errs, s.at(path, format, args...)) }
+	http := g.Backend == "openai" || g.Backend == "anthropic"
+	if !http {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"model", g.Model != ""}, {"base_url", g.BaseURL != ""}, {"api_key_env", g.APIKeyEnv != ""},
+			{"api_key_file", g.APIKeyFile != ""}, {"timeout", g.Timeout != ""}, {"stream", g.Stream}} {
+			if f.set {
+				bad(at+"."+f.name, "%s applies to the openai and anthropic backends, not %q", f.name, g.Backend)
+			}
+		}
+	}
+	if g.BaseURL != "" {
+		if u, err := url.Parse(g.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(at+".base_url", "base_url %q must be an http(s) URL", g.BaseURL)
+		}
+	}
+	if g.APIKeyEnv != "" && !envRE.MatchString(g.APIKeyEnv) {
+		bad(at+".api_key_env", "api_key_env %q must name an environment variable (the key itself never goes in a spec)", g.APIKeyEnv)
+	}
+	if g.MaxTokens < 0 {
+		bad(at+".max_tokens", "max_tokens must be ≥ 0, got %d", g.MaxTokens)
+	}
+	if g.Retries < 0 || g.Retries > 100 {
+		bad(at+".retries", "retries must be within 0–100, got %d", g.Retries)
+	}
+	if g.Timeout != "" {
+		if d, err := time.ParseDuration(g.Timeout); err != nil || d <= 0 {
+			bad(at+".timeout", "timeout %q must be a positive duration such as 90s", g.Timeout)
+		}
+	}
+	if c := g.Chaos; c != nil {
+		cat := at + ".chaos"
+		if c.RefusalRate < 0 || c.RefusalRate > 1 {
+			bad(cat+".refusal_rate", "refusal_rate must be within 0–1, got %g", c.RefusalRate)
+		}
+		if c.FaultRate < 0 || c.FaultRate > 1 {
+			bad(cat+".fault_rate", "fault_rate must be within 0–1, got %g", c.FaultRate)
+		}
+		if c.RefusalRate >= 0 && c.FaultRate >= 0 && c.RefusalRate+c.FaultRate > 1 {
+			bad(cat+".fault_rate", "refusal_rate + fault_rate must be ≤ 1, got %g", c.RefusalRate+c.FaultRate)
+		}
+		if c.Seed < 0 {
+			bad(cat+".seed", "seed must be ≥ 0, got %d", c.Seed)
+		}
+		if c.AfterTokens < 0 {
+			bad(cat+".after_tokens", "after_tokens must be ≥ 0, got %d", c.AfterTokens)
+		}
+		for j, e := range c.Schedule {
+			if e.Turn < 1 {
+				bad(fmt.Sprintf("%s.schedule[%d].turn", cat, j), "turn must be ≥ 1, got %d", e.Turn)
+			}
+			if e.Inject == "" {
+				bad(fmt.Sprintf("%s.schedule[%d]", cat, j), "schedule entry needs inject")
+			}
+		}
+		if c.RetryAfter != "" {
+			if d, err := time.ParseDuration(c.RetryAfter); err != nil || d < 0 {
+				bad(cat+".retry_after", "retry_after %q must be a duration such as 1s", c.RetryAfter)
+			}
+		}
+	}
+	return errs
+}
+
+var envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -50,17 +50,19 @@ The run uses the simulator's own aversion dynamics without rendering text.`,
 
 // experimentResult is one profile's line of `demur experiment --json`.
 type experimentResult struct {
-	Profile                  string     `json:"profile"`
-	Agents                   int        `json:"agents"`
-	RefusalRate              float64    `json:"refusal_rate"`
-	RefusalRateCI            [2]float64 `json:"refusal_rate_ci"`
-	MeanAbandonmentTokens    float64    `json:"mean_abandonment_tokens"`
-	MeanAbandonmentCI        [2]float64 `json:"mean_abandonment_ci"`
-	Abandoned                int        `json:"abandoned"`
-	PublishedRefusalRate     float64    `json:"published_refusal_rate"`
-	PublishedMeanAbandonment float64    `json:"published_mean_abandonment_tokens"`
-	Seed                     int64      `json:"seed"`
-	ElapsedS                 float64    `json:"elapsed_s"`
+	Profile               string     `json:"profile"`
+	Agents                int        `json:"agents"`
+	RefusalRate           float64    `json:"refusal_rate"`
+	RefusalRateCI         [2]float64 `json:"refusal_rate_ci"`
+	MeanAbandonmentTokens float64    `json:"mean_abandonment_tokens"`
+	MeanAbandonmentCI     [2]float64 `json:"mean_abandonment_ci"`
+	Abandoned             int        `json:"abandoned"`
+	// HazardPer100k counts abandonments per 100k-token bin up to the cap.
+	HazardPer100k            []int   `json:"hazard_per_100k"`
+	PublishedRefusalRate     float64 `json:"published_refusal_rate"`
+	PublishedMeanAbandonment float64 `json:"published_mean_abandonment_tokens"`
+	Seed                     int64   `json:"seed"`
+	ElapsedS                 float64 `json:"elapsed_s"`
 }
 
 func runExperiment(o experimentOptions, stdout io.Writer) error {
@@ -87,7 +89,7 @@ func runExperiment(o experimentOptions, stdout io.Writer) error {
 			Profile: r.Profile, Agents: r.Agents,
 			RefusalRate: r.RefusalRate, RefusalRateCI: r.RefusalRateCI,
 			MeanAbandonmentTokens: r.MeanAbandonmentTokens, MeanAbandonmentCI: r.MeanAbandonmentCI,
-			Abandoned:            r.Abandoned,
+			Abandoned: r.Abandoned, HazardPer100k: r.Hazard,
 			PublishedRefusalRate: p.RefusalRate, PublishedMeanAbandonment: p.MeanThreshold,
 			Seed: o.seed, ElapsedS: time.Since(start).Seconds(),
 		})

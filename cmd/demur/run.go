@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,22 +19,26 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/backends"
 	"github.com/demurhq/demur/coord"
 	"github.com/demurhq/demur/job"
 	"github.com/demurhq/demur/natsbus"
+	"github.com/demurhq/demur/override"
 	"github.com/demurhq/demur/policy"
 	"github.com/demurhq/demur/refusal"
-	"github.com/demurhq/demur/sim"
 	"github.com/demurhq/demur/storeurl"
+	"github.com/demurhq/demur/web"
 )
 
 func init() { addCommand(newRunCmd) }
 
 type runOptions struct {
-	seed  int64
-	out   string
-	store string
-	json  bool
+	ui     string
+	policy string
+	seed   int64
+	out    string
+	store  string
+	json   bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -58,6 +63,8 @@ spec and seed again resumes the job from its log.`,
 	f.StringVar(&o.out, "out", "", "output directory (default out/NAME)")
 	f.StringVar(&o.store, "store", "", "store URL (default the spec's, else sqlite://OUT/demur.db)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
+	f.StringVar(&o.ui, "ui", "", "serve the override API (and later the dashboard) on this address during the run, e.g. 127.0.0.1:8080")
+	f.StringVar(&o.policy, "policy", "", "router policy file, or none for no refusal management (default the spec's, else the shipped policy)")
 	return cmd
 }
 
@@ -87,7 +94,8 @@ type plannedJob struct {
 	out      string
 	storeURL string
 	agents   []demur.AgentEntry
-	profiles []sim.Profile
+	groups   []int // each agent's group in spec.Agents
+	policy   *policy.Policy
 }
 
 func planJob(path string, o runOptions) (*plannedJob, error) {
@@ -115,21 +123,81 @@ func planJob(path string, o runOptions) (*plannedJob, error) {
 	if !knownScheme(p.storeURL) {
 		return nil, usageError(fmt.Errorf("store %q: want one of %s", p.storeURL, strings.Join(storeurl.Schemes, ", ")))
 	}
+	if err := backends.Validate(spec); err != nil {
+		return nil, usageError(err)
+	}
+	if p.policy, err = jobPolicy(spec, o.policy); err != nil {
+		return nil, usageError(err)
+	}
 	for gi, g := range spec.Agents {
-		if g.Backend != "sim" {
-			return nil, usageError(spec.ErrorAt(fmt.Sprintf("$.agents[%d].backend", gi), "unknown backend %q (want sim)", g.Backend))
-		}
-		prof, err := sim.LookupProfile(g.Profile)
-		if err != nil {
-			return nil, usageError(spec.ErrorAt(fmt.Sprintf("$.agents[%d].profile", gi), "%v", err))
-		}
 		for range g.Count {
 			id := fmt.Sprintf("agent-%02d", len(p.agents)+1)
-			p.agents = append(p.agents, demur.AgentEntry{ID: id, Backend: g.Backend, Model: prof.Name, SelfCritique: g.SelfCritique})
-			p.profiles = append(p.profiles, prof)
+			p.agents = append(p.agents, demur.AgentEntry{ID: id, Backend: g.Backend, Model: backends.Model(g), SelfCritique: g.SelfCritique})
+			p.groups = append(p.groups, gi)
 		}
 	}
 	return p, nil
+}
+
+// jobPolicy resolves the router policy for the job's task type: the flag's
+// file, else the spec's, else the shipped default; "none" turns refusal
+// management off. The spec's policy values override the file's.
+func jobPolicy(spec *job.Spec, flag string) (*policy.Policy, error) {
+	file := flag
+	if file == "" {
+		file = spec.Policy.File
+	}
+	var pol policy.Policy
+	switch file {
+	case "none":
+		pol = *policy.None()
+	case "":
+		pol = *policy.DefaultFile().Rules(spec.TaskType)
+	default:
+		f, err := policy.Load(file)
+		if err != nil {
+			return nil, err
+		}
+		pol = *f.Rules(spec.TaskType)
+	}
+	if v := spec.Policy.RetireAfter; v > 0 {
+		pol.RetireAfter = v
+	}
+	if v := spec.Policy.MaxAttempts; v > 0 {
+		pol.MaxAttempts = v
+	}
+	if v := spec.Policy.MinConfidence; v > 0 {
+		pol.MinConfidence = v
+	}
+	return &pol, nil
+}
+
+// serveUI serves the override API during a run; approved overrides reach
+// the coordinator over the job's embedded bus.
+func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus, pol *policy.Policy, stderr io.Writer) (stop func(), err error) {
+	svc, err := override.New(ctx, override.Options{Store: store, Bus: bus,
+		Requirements: func(_ string, a demur.Action) (demur.OperatorRole, int) {
+			r, ok := pol.Overrides[a]
+			if !ok {
+				return "", 0
+			}
+			return r.Role, r.Approvals
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("override service: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--ui %s: %w", addr, err))
+	}
+	srv := web.NewServer(web.Options{Addr: addr, Overrides: svc})
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "demur: serving the override API on http://%s\n", ln.Addr())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
 }
 
 func knownScheme(url string) bool {
@@ -160,6 +228,12 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
+	// Records go through the audit log, which signs a checkpoint every
+	// audit.DefaultEvery records of the job (docs/audit.md).
+	alog, err := openAuditLog(store, p.storeURL, p.out)
+	if err != nil {
+		return err
+	}
 	bus, err := natsbus.Embedded(ctx, natsbus.EmbeddedOptions{})
 	if err != nil {
 		return fmt.Errorf("start bus: %w", err)
@@ -171,15 +245,33 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	show := newProgress(stderr, !o.json, p, len(tasks))
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
-	agentErrs := startAgents(agentCtx, p, jobID, bus)
+	agentErrs, err := startAgents(agentCtx, p, jobID, bus)
+	if err != nil {
+		return usageError(err)
+	}
 
 	det := refusal.New()
-	pol := policy.Default()
-	pol.RetireAfter, pol.MaxAttempts, pol.MinConfidence = p.spec.Policy.RetireAfter, p.spec.Policy.MaxAttempts, p.spec.Policy.MinConfidence
+	pol := p.policy
+	pending, err := override.Load(ctx, store, jobID)
+	if err != nil {
+		return fmt.Errorf("load overrides: %w", err)
+	}
+	if o.ui != "" {
+		stopUI, err := serveUI(ctx, o.ui, store, bus, pol, stderr)
+		if err != nil {
+			return err
+		}
+		defer stopUI()
+	}
 	c := coord.New(coord.Config{
 		Job: jobID, Spec: p.specData, Seed: p.spec.Seed, Tasks: tasks, Agents: p.agents,
-		Bus: bus, Store: store, Policy: pol, OnEvent: show.event,
+		Bus: bus, Store: alog, Policy: pol, OnEvent: show.event, Overrides: pending,
 		NewDetector: func(string) demur.Detector { return refusal.NewStream(det, 8) },
+		OnOverrideApplied: func(ov demur.Override) {
+			if err := override.RecordApplied(ctx, store, "coordinator", ov); err != nil {
+				fmt.Fprintf(stderr, "demur: record override %s applied: %v\n", ov.ID, err)
+			}
+		},
 	})
 	_, runErr := c.Run(ctx)
 	stopAgents()
@@ -190,6 +282,10 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 			return problemError(fmt.Errorf("interrupted; run the same command again to resume job %s from %s", jobID, p.storeURL))
 		}
 		return fmt.Errorf("run job %s: %w", jobID, errors.Join(runErr, agErr))
+	}
+	// A final checkpoint signs the job's last records, job.end included.
+	if err := alog.Checkpoint(ctx, jobID); err != nil {
+		return fmt.Errorf("checkpoint job %s: %w", jobID, err)
 	}
 	rp, err := coord.BuildReport(ctx, store, jobID)
 	if err != nil {
@@ -221,16 +317,21 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	return nil
 }
 
-// startAgents runs one goroutine per agent and returns a function that
-// waits for them all and joins their errors.
-func startAgents(ctx context.Context, p *plannedJob, jobID string, bus demur.Bus) (wait func() error) {
+// startAgents builds every agent's backend, then runs one goroutine per
+// agent, and returns a function that waits for them all and joins their
+// errors.
+func startAgents(ctx context.Context, p *plannedJob, jobID string, bus demur.Bus) (wait func() error, err error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(p.agents))
+	agents := make([]*coord.Agent, len(p.agents))
 	for i, a := range p.agents {
-		ag := &coord.Agent{
-			ID: a.ID, Job: jobID, Agents: len(p.agents), Model: a.Model, Bus: bus, Logprobs: true,
-			Backend: sim.New(sim.Config{Profile: p.profiles[i], Seed: p.spec.Seed, Agent: a.ID, SelfCritique: a.SelfCritique}),
+		b, err := backends.New(ctx, p.spec.Agents[p.groups[i]], a.ID, p.spec.Seed)
+		if err != nil {
+			return nil, err
 		}
+		agents[i] = &coord.Agent{ID: a.ID, Job: jobID, Agents: len(p.agents), Model: a.Model, Bus: bus, Logprobs: true, Backend: b}
+	}
+	for i, ag := range agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -240,7 +341,7 @@ func startAgents(ctx context.Context, p *plannedJob, jobID string, bus demur.Bus
 	return func() error {
 		wg.Wait()
 		return errors.Join(errs...)
-	}
+	}, nil
 }
 
 func printRunSummary(w io.Writer, s *runSummary) {
@@ -270,4 +371,3 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
-

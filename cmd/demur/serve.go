@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/natsbus"
+	"github.com/demurhq/demur/override"
+	"github.com/demurhq/demur/web"
+)
+
+func init() { addCommand(newServeCmd) }
+
+type serveOptions struct {
+	store  string
+	listen string
+	nats   string
+}
+
+func newServeCmd() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the override API over a store",
+		Long: `Serve the HTTP API over a store: today the override API
+(POST /api/overrides, POST /api/overrides/{id}/approve, GET /api/overrides),
+authenticated by tokens from "demur token issue". Approved overrides are
+recorded in the store, where a coordinator finds them, and with --nats also
+broadcast on the job's control subject demur.control.JOB.
+
+Serve plain HTTP on loopback only; put a TLS-terminating proxy in front of
+it for anything else, since bearer tokens must not cross a network in clear.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.store, "store", "", "store URL (default $"+storeEnv+")")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&o.nats, "nats", "", "NATS URL to broadcast approved overrides on (optional)")
+	return cmd
+}
+
+// runServe serves until ctx ends, then shuts down gracefully. It prints the
+// address it listens on, so that a caller who asked for port 0 learns it.
+func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	store, err := openNamedStore(ctx, o.store)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	opts := override.Options{Store: store, Logger: logger}
+	if o.nats != "" {
+		bus, err := natsbus.Connect(ctx, o.nats, natsbus.ConnectOptions{Name: "demur-serve"})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer bus.Close()
+		opts.Bus = bus
+	}
+	opts.OnApproved = func(ov demur.Override) {
+		logger.Info("override approved", "id", ov.ID, "job", ov.Job, "action", ov.Action, "requester", ov.Requester)
+	}
+	svc, err := override.New(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return usageError(fmt.Errorf("serve: listen on %s: %w", o.listen, err))
+	}
+	srv := web.NewServer(web.Options{Addr: ln.Addr().String(), Overrides: svc})
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	fmt.Fprintf(stdout, "demur serve: listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: shutdown: %w", err)
+	}
+	return nil
+}
