@@ -200,6 +200,9 @@ func TestRefusalsHandedOverAndAgentsRetired(t *testing.T) {
 	if !a1.Refused || !a1.Retired || a1.TokensAtRefusal != 102 || a1.Sections != 1 {
 		t.Fatalf("agent-01: %+v", a1)
 	}
+	if rp.Lost.Turns != 1 || rp.Lost.Tokens != 2 {
+		t.Fatalf("lost %+v, want the one refused turn", rp.Lost)
+	}
 	if rp.RefusalRate != 1.0/3 || rp.MeanAbandonmentTokens != 102 {
 		t.Fatalf("rate %v mean %v", rp.RefusalRate, rp.MeanAbandonmentTokens)
 	}

@@ -41,8 +41,19 @@ type Report struct {
 	MeanAbandonmentTokens float64 `json:"mean_abandonment_tokens"`
 	Turns                 int     `json:"turns"`
 	Words                 int64   `json:"words"`
+	// Lost counts the work that did not become part of the document:
+	// turns whose output was not accepted, their output tokens and the
+	// backend time they took.
+	Lost Lost `json:"lost"`
 	// Sections accepted into the artifact, in document order.
 	Sections []demur.SectionPayload `json:"-"`
+}
+
+// Lost is work spent on turns whose output the job did not keep.
+type Lost struct {
+	Turns   int     `json:"turns"`
+	Tokens  int64   `json:"tokens"`
+	Seconds float64 `json:"seconds"`
 }
 
 // BuildReport reads job's records from store and computes its report.
@@ -56,10 +67,16 @@ func BuildReport(ctx context.Context, store demur.Store, job string) (*Report, e
 	}
 	rp := &Report{Job: job, Status: "running"}
 	byAgent := map[string]*AgentReport{}
+	turns := map[string]demur.TurnPayload{}
 	for _, r := range recs {
-		if err := rp.add(r, byAgent); err != nil {
+		if err := rp.add(r, byAgent, turns); err != nil {
 			return nil, fmt.Errorf("record %d (%s): %w", r.Seq, r.Kind, err)
 		}
+	}
+	for _, t := range turns { // what is left was never accepted
+		rp.Lost.Turns++
+		rp.Lost.Tokens += int64(t.Usage.CompletionTokens)
+		rp.Lost.Seconds += t.Elapsed.Seconds()
 	}
 	refused, sum := 0, int64(0)
 	for i := range rp.Agents {
@@ -80,7 +97,7 @@ func BuildReport(ctx context.Context, store demur.Store, job string) (*Report, e
 	return rp, nil
 }
 
-func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport) error {
+func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport, turns map[string]demur.TurnPayload) error {
 	switch r.Kind {
 	case demur.RecJobStart:
 		var p demur.JobStartPayload
@@ -99,6 +116,7 @@ func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport) error {
 			return err
 		}
 		rp.Turns++
+		turns[fmt.Sprintf("%s/%d", p.Task, p.Attempt)] = p
 		if a := byAgent[p.Agent]; a != nil {
 			a.Words += int64(p.Words)
 			a.Tokens += int64(p.Usage.CompletionTokens)
@@ -125,6 +143,7 @@ func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport) error {
 			return err
 		}
 		rp.Sections = append(rp.Sections, p)
+		delete(turns, fmt.Sprintf("%s/%d", p.Task, p.Attempt))
 		if a := byAgent[p.Agent]; a != nil {
 			a.Sections++
 		}

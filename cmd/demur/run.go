@@ -81,6 +81,7 @@ type runSummary struct {
 	RefusalRate           float64             `json:"refusal_rate"`
 	MeanAbandonmentTokens float64             `json:"mean_abandonment_tokens"`
 	Turns                 int                 `json:"turns"`
+	Lost                  coord.Lost          `json:"lost"`
 	Words                 int64               `json:"words"`
 	WordsPerSecond        float64             `json:"words_per_s"`
 	ElapsedSeconds        float64             `json:"elapsed_s"`
@@ -300,7 +301,7 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 		JobID: jobID, Status: rp.Status, SectionsTotal: rp.SectionsTotal, SectionsDone: rp.SectionsDone,
 		Missing: rp.Missing, Document: doc, Store: p.storeURL, Agents: rp.Agents,
 		RefusalRate: rp.RefusalRate, MeanAbandonmentTokens: rp.MeanAbandonmentTokens,
-		Turns: rp.Turns, Words: rp.Words, WordsPerSecond: float64(rp.Words) / el, ElapsedSeconds: el,
+		Turns: rp.Turns, Lost: rp.Lost, Words: rp.Words, WordsPerSecond: float64(rp.Words) / el, ElapsedSeconds: el,
 	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
@@ -359,8 +360,14 @@ func printRunSummary(w io.Writer, s *runSummary) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nrefusal rate %.1f%%; mean abandonment threshold %.0f tokens\n", 100*s.RefusalRate, s.MeanAbandonmentTokens)
-	if len(s.Missing) > 0 {
-		fmt.Fprintf(w, "missing sections: %s\n", strings.Join(s.Missing, ", "))
+	fmt.Fprintf(w, "work lost to refusals and redos: %d turns, %d tokens, %.1fs of backend time\n", s.Lost.Turns, s.Lost.Tokens, s.Lost.Seconds)
+	if n := len(s.Missing); n > 0 {
+		shown := s.Missing[:min(n, 12)]
+		more := ""
+		if n > len(shown) {
+			more = fmt.Sprintf(" … and %d more (--json lists all)", n-len(shown))
+		}
+		fmt.Fprintf(w, "missing sections (%d): %s%s\n", n, strings.Join(shown, ", "), more)
 	}
 	fmt.Fprintf(w, "document: %s\nstore:    %s\n", s.Document, s.Store)
 }
