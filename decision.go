@@ -34,4 +34,10 @@ type Decision struct {
 	Retire bool `json:"retire,omitempty"`
 	// Target is the agent the task goes to next, for retry-like actions.
 	Target string `json:"target,omitempty"`
+	// Next is an action for the agent's next task, chosen before anything
+	// went wrong: when the early warning says this agent is likely to refuse
+	// soon, its current (compliant) output is accepted and Next, e.g. rotate
+	// or refresh_context, changes how its next task is handed out. Empty
+	// means no change.
+	Next Action `json:"next,omitempty"`
 }

@@ -69,3 +69,106 @@ func hasMatched(path []demur.Step, rule string) bool {
 	}
 	return false
 }
+
+func fileRules(t *testing.T, typ string) *Policy {
+	t.Helper()
+	f, err := Parse("good.yaml", []byte(goodFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Rules(typ)
+}
+
+func TestDecideFileRules(t *testing.T) {
+	lf := fileRules(t, TypeLongForm)
+	med := fileRules(t, TypeMedical)
+	cases := []struct {
+		name string
+		p    *Policy
+		in   Input
+		want demur.Action
+		rule string
+		next demur.Action
+	}{
+		{"early warning acts on the next task", lf, Input{Verdict: verdict(demur.KindComply, 0.9), Hazard: 0.85, OtherAgents: 2}, demur.ActionAccept, "early_warning", demur.ActionRotate},
+		{"low hazard is plain accept", lf, Input{Verdict: verdict(demur.KindComply, 0.9), Hazard: 0.3, OtherAgents: 2}, demur.ActionAccept, "comply", ""},
+		{"rotate with a fallback model needs no other agent", lf, Input{Verdict: verdict(demur.KindComply, 0.9), Hazard: 0.9}, demur.ActionAccept, "early_warning", demur.ActionRotate},
+		{"storm breaks the ladder", lf, Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 1, AgentRefusals: 1, OtherAgents: 3, WindowRefusalRate: 0.4, WindowSize: 50, JobRefusals: 20}, demur.ActionEscalate, "storm", ""},
+		{"storm needs a full window", lf, Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 1, AgentRefusals: 1, OtherAgents: 3, WindowRefusalRate: 0.9, WindowSize: 10, JobRefusals: 9}, demur.ActionReframe, "on.refuse[0]", ""},
+		{"job refusal budget spent", lf, Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 1, AgentRefusals: 1, OtherAgents: 3, JobRefusals: 200}, demur.ActionAbort, "max_job_refusals", ""},
+		{"ladder climbs on repeats", lf, Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 3, Repeats: 2, AgentRefusals: 1, OtherAgents: 3}, demur.ActionReassign, "on.refuse[2]", ""},
+		{"ladder top escalates", lf, Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 5, Repeats: 7, AgentRefusals: 1, OtherAgents: 3}, demur.ActionEscalate, "on.refuse[3]", ""},
+		{"medical refusal goes to a person", med, Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 1, AgentRefusals: 1, OtherAgents: 3}, demur.ActionEscalate, "on.refuse[0]", ""},
+		{"medical has no early warning", med, Input{Verdict: verdict(demur.KindComply, 0.9), Hazard: 0.99}, demur.ActionAccept, "comply", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := c.p.Decide(c.in)
+			if d.Action != c.want || d.Rule != c.rule || d.Next != c.next {
+				t.Fatalf("got %s by %s next %q, want %s by %s next %q; path %+v", d.Action, d.Rule, d.Next, c.want, c.rule, c.next, d.Path)
+			}
+			if !hasMatched(d.Path, d.Rule) {
+				t.Errorf("chosen rule %s is not a matched step of %+v", d.Rule, d.Path)
+			}
+			if d.Action == demur.ActionEscalate && !hasMatched(d.Path, "escalate") {
+				t.Errorf("an escalation must say what happens on timeout: %+v", d.Path)
+			}
+		})
+	}
+}
+
+func TestDecideEarlyWarningWithoutOtherAgents(t *testing.T) {
+	p := Default()
+	p.EarlyWarning = &EarlyWarning{Hazard: 0.5, Action: demur.ActionRotate}
+	d := p.Decide(Input{Verdict: verdict(demur.KindComply, 0.9), Hazard: 0.6})
+	if d.Action != demur.ActionAccept || d.Next != demur.ActionRefreshContext || !hasMatched(d.Path, "no_other_agent") {
+		t.Fatalf("a lone agent should get a fresh context instead of a rotation: %+v", d)
+	}
+}
+
+func TestDecidePathListsEveryRule(t *testing.T) {
+	d := fileRules(t, TypeLongForm).Decide(Input{Verdict: verdict(demur.KindRefuse, 0.9), Attempt: 1, AgentRefusals: 1, OtherAgents: 3, WindowSize: 50, WindowRefusalRate: 0.1, JobRefusals: 3})
+	var rules []string
+	for _, s := range d.Path {
+		rules = append(rules, s.Rule)
+		if s.Why == "" {
+			t.Errorf("step %s has no reason", s.Rule)
+		}
+	}
+	want := []string{"comply", "min_confidence", "retire_after", "max_job_refusals", "storm", "max_attempts", "on.refuse", "on.refuse[0]"}
+	if len(rules) != len(want) {
+		t.Fatalf("path %v, want %v", rules, want)
+	}
+	for i := range want {
+		if rules[i] != want[i] {
+			t.Fatalf("path %v, want %v", rules, want)
+		}
+	}
+}
+
+func TestNone(t *testing.T) {
+	p := None()
+	if !p.IsNone() || Default().IsNone() {
+		t.Fatal("IsNone")
+	}
+	cases := []struct {
+		k    demur.Kind
+		conf float64
+		want demur.Action
+	}{
+		{demur.KindComply, 0.9, demur.ActionAccept},
+		{demur.KindRefuse, 0.9, demur.ActionAbort},
+		{demur.KindPartial, 0.9, demur.ActionAbort},
+		{demur.KindDegraded, 0.9, demur.ActionAccept},
+		{demur.KindRefuse, 0.2, demur.ActionAccept},
+	}
+	for _, c := range cases {
+		d := p.Decide(Input{Verdict: verdict(c.k, c.conf), Attempt: 1, AgentRefusals: 5, OtherAgents: 3, Hazard: 1, WindowSize: 100, WindowRefusalRate: 1})
+		if d.Action != c.want || d.Retire || d.Next != "" {
+			t.Errorf("none on %s (%.1f): %+v, want %s and nothing else", c.k, c.conf, d, c.want)
+		}
+		if len(d.Path) == 0 || d.Path[0].Rule != "policy" {
+			t.Errorf("none's path should say so: %+v", d.Path)
+		}
+	}
+}

@@ -231,13 +231,14 @@ func newDetectorTrainCmd() *cobra.Command {
 				return problemError(fmt.Errorf("write weights: %w", err))
 			}
 			if !asJSON {
-				fmt.Fprintf(w, "wrote %s (%d bytes); rebuild to embed it\n", filepath.Clean(out), len(b))
+				fmt.Fprintf(w, "wrote %s (%d bytes); rebuild to embed it, with refusal.Version = %q\n",
+					filepath.Clean(out), len(b), refusal.VersionFor(b))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&data, "data", nil, "labelled JSONL file (repeatable)")
-	cmd.Flags().Uint64Var(&seed, "seed", 1, "training seed; the same data and seed give the same weights")
+	cmd.Flags().Uint64Var(&seed, "seed", refusal.DefaultSeed, "training seed; the same data and seed give the same weights")
 	cmd.Flags().StringVar(&out, "out", "", "write the weights here (e.g. refusal/weights.bin); empty: do not write")
 	cmd.Flags().IntVar(&cv, "cv", 0, "also report K-fold cross-validation grouped by prompt")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the cross-validation report as one JSON object")

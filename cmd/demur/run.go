@@ -22,6 +22,7 @@ import (
 	"github.com/demurhq/demur/backends"
 	"github.com/demurhq/demur/coord"
 	"github.com/demurhq/demur/job"
+	"github.com/demurhq/demur/monitor"
 	"github.com/demurhq/demur/natsbus"
 	"github.com/demurhq/demur/override"
 	"github.com/demurhq/demur/policy"
@@ -39,6 +40,9 @@ type runOptions struct {
 	out    string
 	store  string
 	json   bool
+	// nats, when its url is set, joins an external NATS server and
+	// leaves the agents to `demur agent` workers (docs/distributed.md).
+	nats natsFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -65,6 +69,7 @@ spec and seed again resumes the job from its log.`,
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	f.StringVar(&o.ui, "ui", "", "serve the override API (and later the dashboard) on this address during the run, e.g. 127.0.0.1:8080")
 	f.StringVar(&o.policy, "policy", "", "router policy file, or none for no refusal management (default the spec's, else the shipped policy)")
+	o.nats.register(f, false)
 	return cmd
 }
 
@@ -201,6 +206,14 @@ func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus,
 	}, nil
 }
 
+// agentHazard adapts the job's monitor to one agent's hazard model.
+type agentHazard struct {
+	m     *monitor.Monitor
+	agent string
+}
+
+func (h agentHazard) Observe(v demur.Verdict) float64 { return h.m.Observe(h.agent, v.Signals) }
+
 func knownScheme(url string) bool {
 	for _, s := range storeurl.Schemes {
 		if strings.HasPrefix(url, s+"://") {
@@ -235,23 +248,38 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	bus, err := natsbus.Embedded(ctx, natsbus.EmbeddedOptions{})
-	if err != nil {
-		return fmt.Errorf("start bus: %w", err)
+	var bus *natsbus.Bus
+	var dist *distCoordinator // distributed mode: agents live in `demur agent` workers
+	if o.nats.url == "" {
+		if bus, err = natsbus.Embedded(ctx, natsbus.EmbeddedOptions{}); err != nil {
+			return fmt.Errorf("start bus: %w", err)
+		}
+		defer bus.Close()
+	} else {
+		if dist, err = startDistributed(ctx, &o.nats, p, store, stderr); err != nil {
+			return err
+		}
+		defer dist.close()
+		bus = dist.bus
 	}
-	defer bus.Close()
 
 	tasks := coord.Plan(p.spec)
 	jobID := p.spec.JobID()
 	show := newProgress(stderr, !o.json, p, len(tasks))
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
-	agentErrs, err := startAgents(agentCtx, p, jobID, bus)
-	if err != nil {
-		return usageError(err)
+	agentErrs := func() error { return nil }
+	runCtx := ctx
+	if dist == nil {
+		if agentErrs, err = startAgents(agentCtx, p, jobID, bus); err != nil {
+			return usageError(err)
+		}
+	} else {
+		runCtx = dist.ctx
 	}
 
 	det := refusal.New()
+	mon := monitor.New()
 	pol := p.policy
 	pending, err := override.Load(ctx, store, jobID)
 	if err != nil {
@@ -266,15 +294,20 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	}
 	c := coord.New(coord.Config{
 		Job: jobID, Spec: p.specData, Seed: p.spec.Seed, Tasks: tasks, Agents: p.agents,
-		Bus: bus, Store: alog, Policy: pol, OnEvent: show.event, Overrides: pending,
+		Bus: bus, Store: alog, Policy: pol, Overrides: pending,
+		OnEvent:     func(e coord.Event) { show.event(e); dist.event(e) },
 		NewDetector: func(string) demur.Detector { return refusal.NewStream(det, 8) },
+		NewMonitor:  func(agent string) coord.HazardModel { return agentHazard{mon, agent} },
 		OnOverrideApplied: func(ov demur.Override) {
 			if err := override.RecordApplied(ctx, store, "coordinator", ov); err != nil {
 				fmt.Fprintf(stderr, "demur: record override %s applied: %v\n", ov.ID, err)
 			}
 		},
 	})
-	_, runErr := c.Run(ctx)
+	_, runErr := c.Run(runCtx)
+	if dist != nil {
+		runErr = dist.finish(runErr)
+	}
 	stopAgents()
 	agErr := agentErrs()
 	show.close()

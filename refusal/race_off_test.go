@@ -1,0 +1,5 @@
+//go:build !race
+
+package refusal
+
+const raceEnabled = false
