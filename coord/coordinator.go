@@ -481,7 +481,7 @@ func (c *Coordinator) dispatch() {
 			t.PrevSummary = fmt.Sprintf("Section %d.%d, %q, opened: %s", p.Chapter, p.Section, p.Title, sum)
 		}
 		a.busy = true
-		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: q.refresh, Frame: q.frame, Force: q.force})
+		c.record(demur.RecAssign, "coordinator", demur.AssignPayload{Task: t.ID, Agent: id, Attempt: t.Attempt, Refresh: t.RefreshContext, Frame: t.Frame, Force: t.Force})
 		c.send(id, Assignment{Task: t})
 		c.emit(Event{Type: "assign", Agent: id, Task: t.ID, Words: a.words, Tokens: a.tokens, Done: c.sectionsDone(), Total: c.planned})
 	}
