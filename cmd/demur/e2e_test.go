@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -135,4 +136,74 @@ func checkRefusalsRecorded(t *testing.T, sum runSummary) {
 	if !strings.HasPrefix(sum.Store, "sqlite://") {
 		t.Errorf("default store is %s", sum.Store)
 	}
+}
+
+// TestSeedExperimentWithoutPolicy reproduces the study's failure: with
+// --policy none nothing is handed over, so exactly the sections whose
+// agent refused stay unwritten, and the job exits 1 as incomplete.
+func TestSeedExperimentWithoutPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the full seed experiment (≈4M words); skipped with -short")
+	}
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "run", filepath.Join("..", "..", "examples", "seed-experiment.yaml"),
+		"--out", t.TempDir(), "--json", "--policy", "none")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitProblem {
+		t.Fatalf("want exit %d for an incomplete job, got %v\nstderr: %s", exitProblem, err, stderr.String())
+	}
+	var sum runSummary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout.String())
+	}
+	if sum.Status != "incomplete" || len(sum.Missing) == 0 || sum.SectionsDone+len(sum.Missing) != sum.SectionsTotal {
+		t.Fatalf("status %s, %d done, %d missing of %d", sum.Status, sum.SectionsDone, len(sum.Missing), sum.SectionsTotal)
+	}
+	refusedTasks := truthRefusedTasks(t, sum)
+	missing := map[string]bool{}
+	for _, id := range sum.Missing {
+		missing[id] = true
+		if !refusedTasks[id] {
+			t.Errorf("section %s is missing but its agent never refused it", id)
+		}
+	}
+	for id := range refusedTasks {
+		if !missing[id] {
+			t.Errorf("section %s was refused yet written with no policy to hand it over", id)
+		}
+	}
+}
+
+// truthRefusedTasks returns the tasks the simulator's ground truth says
+// were refused (wholly or in part).
+func truthRefusedTasks(t *testing.T, sum runSummary) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storeurl.Open(ctx, sum.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	truths, err := st.Records(ctx, demur.Query{Job: sum.JobID, Kinds: []demur.RecordKind{demur.RecTruth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, r := range truths {
+		var p demur.TruthPayload
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		var tr struct{ Kind string }
+		if err := json.Unmarshal(p.Truth, &tr); err != nil {
+			t.Fatal(err)
+		}
+		if tr.Kind == "refuse" || tr.Kind == "partial" {
+			out[p.Task] = true
+		}
+	}
+	return out
 }
