@@ -24,7 +24,7 @@ import (
 // that made it. It is a constant so that other packages may use it as one;
 // TestVersionMatchesWeights fails when the weights change without it, and
 // `demur detector train` prints the value to put here.
-const Version = "refusal/1.0+wfcd583"
+const Version = "refusal/1.0+w114000"
 
 // VersionFor returns the Version string for a weights file.
 func VersionFor(weights []byte) string { return "refusal/1.0+w" + weightsHash(weights) }

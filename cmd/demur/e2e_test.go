@@ -56,6 +56,8 @@ func TestSeedExperimentEndToEnd(t *testing.T) {
 		}
 	}
 	checkRefusalsRecorded(t, sum)
+	truth, verdicts := turnKinds(t, sum)
+	checkDetectorAgainstTruth(t, truth, verdicts)
 }
 
 // checkDocument checks every section heading is present, once, in order,
@@ -162,24 +164,63 @@ func TestSeedExperimentWithoutPolicy(t *testing.T) {
 	if sum.Status != "incomplete" || len(sum.Missing) == 0 || sum.SectionsDone+len(sum.Missing) != sum.SectionsTotal {
 		t.Fatalf("status %s, %d done, %d missing of %d", sum.Status, sum.SectionsDone, len(sum.Missing), sum.SectionsTotal)
 	}
-	refusedTasks := truthRefusedTasks(t, sum)
+	truth, verdicts := turnKinds(t, sum)
 	missing := map[string]bool{}
 	for _, id := range sum.Missing {
 		missing[id] = true
-		if !refusedTasks[id] {
-			t.Errorf("section %s is missing but its agent never refused it", id)
+	}
+	// With no policy each section is handed out once: exactly the sections
+	// the detector judged refused stay unwritten.
+	for key, v := range verdicts {
+		task := strings.SplitN(key, "/", 2)[0]
+		if refusal := v == "refuse" || v == "partial"; refusal != missing[task] {
+			t.Errorf("section %s: verdict %s, missing %v", task, v, missing[task])
 		}
 	}
-	for id := range refusedTasks {
-		if !missing[id] {
-			t.Errorf("section %s was refused yet written with no policy to hand it over", id)
+	checkDetectorAgainstTruth(t, truth, verdicts)
+}
+
+// checkDetectorAgainstTruth holds the detector to the bar on the
+// simulator's refusals and degraded sections: precision and recall ≥ 0.98.
+func checkDetectorAgainstTruth(t *testing.T, truth, verdicts map[string]string) {
+	t.Helper()
+	for _, class := range []string{"refusal", "degraded"} {
+		in := func(k string) bool {
+			if class == "refusal" {
+				return k == "refuse" || k == "partial"
+			}
+			return k == "degraded"
+		}
+		var tp, fp, fn int
+		for key, tr := range truth {
+			v, ok := verdicts[key]
+			if !ok {
+				continue
+			}
+			switch {
+			case in(tr) && in(v):
+				tp++
+			case in(v):
+				fp++
+			case in(tr):
+				fn++
+			}
+		}
+		if tp == 0 {
+			t.Errorf("%s: no true positives (fp %d, fn %d)", class, fp, fn)
+			continue
+		}
+		prec, rec := float64(tp)/float64(tp+fp), float64(tp)/float64(tp+fn)
+		t.Logf("%s: precision %.3f recall %.3f (tp %d fp %d fn %d)", class, prec, rec, tp, fp, fn)
+		if prec < 0.98 || rec < 0.98 {
+			t.Errorf("%s: precision %.3f recall %.3f, want both ≥ 0.98", class, prec, rec)
 		}
 	}
 }
 
-// truthRefusedTasks returns the tasks the simulator's ground truth says
-// were refused (wholly or in part).
-func truthRefusedTasks(t *testing.T, sum runSummary) map[string]bool {
+// turnKinds returns, per TASK/ATTEMPT, the simulator's ground-truth kind
+// and the detector's verdict kind, from the job's log.
+func turnKinds(t *testing.T, sum runSummary) (truth, verdicts map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := storeurl.Open(ctx, sum.Store)
@@ -187,12 +228,20 @@ func truthRefusedTasks(t *testing.T, sum runSummary) map[string]bool {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	truths, err := st.Records(ctx, demur.Query{Job: sum.JobID, Kinds: []demur.RecordKind{demur.RecTruth}})
+	recs, err := st.Records(ctx, demur.Query{Job: sum.JobID, Kinds: []demur.RecordKind{demur.RecTruth, demur.RecVerdict}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]bool{}
-	for _, r := range truths {
+	truth, verdicts = map[string]string{}, map[string]string{}
+	for _, r := range recs {
+		if r.Kind == demur.RecVerdict {
+			var p demur.VerdictPayload
+			if err := json.Unmarshal(r.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			verdicts[fmt.Sprintf("%s/%d", p.Task, p.Attempt)] = string(p.Verdict.Kind)
+			continue
+		}
 		var p demur.TruthPayload
 		if err := json.Unmarshal(r.Payload, &p); err != nil {
 			t.Fatal(err)
@@ -201,9 +250,7 @@ func truthRefusedTasks(t *testing.T, sum runSummary) map[string]bool {
 		if err := json.Unmarshal(p.Truth, &tr); err != nil {
 			t.Fatal(err)
 		}
-		if tr.Kind == "refuse" || tr.Kind == "partial" {
-			out[p.Task] = true
-		}
+		truth[fmt.Sprintf("%s/%d", p.Task, p.Attempt)] = tr.Kind
 	}
-	return out
+	return truth, verdicts
 }
