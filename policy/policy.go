@@ -226,6 +226,9 @@ func (p *Policy) Decide(in Input) demur.Decision {
 	if x.step("min_confidence", v.Confidence < p.MinConfidence, "confidence %.2f vs minimum %.2f", v.Confidence, p.MinConfidence) {
 		return x.choose("min_confidence", demur.ActionAccept)
 	}
+	if v.Kind == demur.KindDegraded {
+		p.warnNext(x, in)
+	}
 	if v.Kind.IsRefusal() {
 		if p.RetireAfter > 0 {
 			x.d.Retire = x.step("retire_after", in.AgentRefusals >= p.RetireAfter,
@@ -287,13 +290,24 @@ func (p *Policy) final(x *decider, rule string, a demur.Action) demur.Decision {
 // earlyWarning decides a compliant turn: it is accepted, and when the
 // agent's hazard is high, Next says how its next task changes.
 func (p *Policy) earlyWarning(x *decider, in Input) demur.Decision {
+	if p.warnNext(x, in) {
+		return x.choose("early_warning", demur.ActionAccept)
+	}
+	return x.choose("comply", demur.ActionAccept)
+}
+
+// warnNext sets Next from the early warning when the agent's hazard is at
+// or above the threshold, and says whether it did. The warning is about the
+// agent, not the turn: a degraded turn still takes its ladder, and the
+// agent's next task is handed out as the warning says.
+func (p *Policy) warnNext(x *decider, in Input) bool {
 	ew := p.EarlyWarning
 	if ew == nil || ew.Action == demur.ActionAccept || ew.Action == "" {
 		x.step("early_warning", false, "no early warning")
-		return x.choose("comply", demur.ActionAccept)
+		return false
 	}
 	if !x.step("early_warning", in.Hazard >= ew.Hazard, "hazard %.2f vs threshold %.2f", in.Hazard, ew.Hazard) {
-		return x.choose("comply", demur.ActionAccept)
+		return false
 	}
 	next := ew.Action
 	if p.needsOther(next) && x.step("no_other_agent", in.OtherAgents == 0,
@@ -301,7 +315,7 @@ func (p *Policy) earlyWarning(x *decider, in Input) demur.Decision {
 		next = demur.ActionRefreshContext // the next best relief on the same agent
 	}
 	x.d.Next = next
-	return x.choose("early_warning", demur.ActionAccept)
+	return true
 }
 
 func (p *Policy) decideNone(x *decider, v demur.Verdict) demur.Decision {

@@ -254,3 +254,55 @@ func turnKinds(t *testing.T, sum runSummary) (truth, verdicts map[string]string)
 	}
 	return truth, verdicts
 }
+
+// TestEarlyWarningCutsRefusals measures the early warning on the seed
+// experiment: the preventive policy against the same policy with the early
+// warning off, same seed. The preventive one must at least halve refusals.
+func TestEarlyWarningCutsRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the full seed experiment twice; skipped with -short")
+	}
+	bin := buildBinary(t)
+	prevent := filepath.Join("..", "..", "examples", "policy-prevent.yaml")
+	data, err := os.ReadFile(prevent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := strings.Replace(string(data), "early_warning: {hazard: 0.3, action: reframe}", "early_warning: {hazard: 0.3, action: accept}", 1)
+	if off == string(data) {
+		t.Fatal("the preventive policy no longer has the early warning this test turns off")
+	}
+	offFile := filepath.Join(t.TempDir(), "policy-off.yaml")
+	if err := os.WriteFile(offFile, []byte(off), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refusals := func(policyFile string) int {
+		cmd := exec.Command(bin, "run", filepath.Join("..", "..", "examples", "seed-experiment.yaml"),
+			"--out", t.TempDir(), "--json", "--policy", policyFile)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("run with %s: %v\nstderr: %s", policyFile, err, stderr.String())
+		}
+		var sum runSummary
+		if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Status != "completed" {
+			t.Fatalf("run with %s: %s", policyFile, sum.Status)
+		}
+		n := 0
+		for _, a := range sum.Agents {
+			n += a.Refusals
+		}
+		return n
+	}
+	with, without := refusals(prevent), refusals(offFile)
+	t.Logf("refusals: %d with the early warning, %d without", with, without)
+	if without == 0 {
+		t.Fatal("no refusals without the early warning: nothing to cut")
+	}
+	if 2*with > without {
+		t.Fatalf("early warning cut refusals from %d to %d, less than half", without, with)
+	}
+}
