@@ -172,3 +172,18 @@ func TestNone(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyWarningOnDegradedTurn: a degraded turn takes its ladder, and a
+// high hazard also sets how the agent's next task is handed out.
+func TestEarlyWarningOnDegradedTurn(t *testing.T) {
+	p := Default()
+	p.EarlyWarning = &EarlyWarning{Hazard: 0.3, Action: demur.ActionReframe}
+	d := p.Decide(Input{Verdict: demur.Verdict{Kind: demur.KindDegraded, Confidence: 0.9}, Attempt: 1, OtherAgents: 2, Hazard: 0.6})
+	if d.Action != demur.ActionRefreshContext || d.Next != demur.ActionReframe {
+		t.Fatalf("got %s next %s; path %+v", d.Action, d.Next, d.Path)
+	}
+	d = p.Decide(Input{Verdict: demur.Verdict{Kind: demur.KindDegraded, Confidence: 0.9}, Attempt: 1, OtherAgents: 2, Hazard: 0.1})
+	if d.Next != "" {
+		t.Fatalf("low hazard set next %s", d.Next)
+	}
+}
