@@ -55,6 +55,11 @@ type Response struct {
 	// stop_reason is "refusal".
 	StopCategory    string `json:"stop_category,omitempty"`
 	StopExplanation string `json:"stop_explanation,omitempty"`
+	// Injected names the fault or refusal a chaos layer put in place of, or
+	// on top of, what the backend produced (e.g. "openai_refusal",
+	// "text_refusal"); empty for a genuine response. It lets the log tell an
+	// injected event (Verdict.Source "injected") from a real one.
+	Injected string `json:"injected,omitempty"`
 	// Truth is a simulator's hidden ground truth for this generation, opaque
 	// to every other part: it is recorded as its own record kind for scoring
 	// and never read by the detector, monitor or router.
