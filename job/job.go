@@ -15,6 +15,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/demurhq/demur/internal/yamlpos"
 )
 
 // Spec is a job: a document written by a team of agents.
@@ -159,18 +161,7 @@ const (
 )
 
 // Error is a spec error at a position.
-type Error struct {
-	File         string
-	Line, Column int
-	Msg          string
-}
-
-func (e *Error) Error() string {
-	if e.Line == 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
+type Error = yamlpos.Error
 
 // ErrInvalid is wrapped by every error that rejects a spec.
 var ErrInvalid = errors.New("invalid job spec")
@@ -178,13 +169,8 @@ var ErrInvalid = errors.New("invalid job spec")
 // Errors is every problem found in one spec.
 type Errors []*Error
 
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+// Error lists every error, one a line.
+func (es Errors) Error() string { return yamlpos.Lines(es) }
 
 // Is makes errors.Is(err, ErrInvalid) true for spec errors.
 func (es Errors) Is(target error) bool { return target == ErrInvalid }
@@ -221,14 +207,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 	return s, nil
 }
 
-func yamlError(file string, err error) *Error {
-	var ye yaml.Error
-	if errors.As(err, &ye) && ye.GetToken() != nil {
-		p := ye.GetToken().Position
-		return &Error{File: file, Line: p.Line, Column: p.Column, Msg: ye.GetMessage()}
-	}
-	return &Error{File: file, Msg: err.Error()}
-}
+func yamlError(file string, err error) *Error { return yamlpos.FromDecode(file, err, "names") }
 
 // File returns the path the spec was read from.
 func (s *Spec) File() string { return s.file }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/internal/yamlpos"
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -69,19 +69,7 @@ func (f *File) OverrideRule(taskType string, a demur.Action) (demur.OperatorRole
 }
 
 // Error is a policy file error at a position.
-type Error struct {
-	File         string
-	Line, Column int
-	Msg          string
-}
-
-// Error formats the error as file:line:column: message.
-func (e *Error) Error() string {
-	if e.Line == 0 {
-		return fmt.Sprintf("%s: %s", e.File, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-}
+type Error = yamlpos.Error
 
 // ErrInvalid is wrapped by every error that rejects a policy file.
 var ErrInvalid = errors.New("invalid policy file")
@@ -90,13 +78,7 @@ var ErrInvalid = errors.New("invalid policy file")
 type Errors []*Error
 
 // Error lists every error, one a line.
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+func (es Errors) Error() string { return yamlpos.Lines(es) }
 
 // Is makes errors.Is(err, ErrInvalid) true for policy file errors.
 func (es Errors) Is(target error) bool { return target == ErrInvalid }
@@ -222,39 +204,7 @@ func Parse(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
-// goTypeRE rewrites the decoder's Go-speak into the file's terms.
-var goTypeRE = regexp.MustCompile(`cannot unmarshal (\S+) into Go (?:struct field \S+ of )?(?:value of )?type (\S+)`)
-
-func yamlError(file string, err error) *Error {
-	var ye yaml.Error
-	if errors.As(err, &ye) && ye.GetToken() != nil {
-		p := ye.GetToken().Position
-		msg := ye.GetMessage()
-		if m := goTypeRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("wrong type: want %s, got %s", yamlType(m[2]), m[1])
-		}
-		return &Error{File: file, Line: p.Line, Column: p.Column, Msg: msg}
-	}
-	return &Error{File: file, Line: 1, Column: 1, Msg: err.Error()}
-}
-
-func yamlType(goType string) string {
-	switch strings.TrimLeft(goType, "*[]") {
-	case "float64":
-		return "a number"
-	case "int":
-		return "an integer"
-	case "string":
-		if strings.HasPrefix(goType, "[]") {
-			return "a list of actions"
-		}
-		return "a string"
-	}
-	if strings.HasPrefix(goType, "map") || strings.Contains(goType, "Spec") {
-		return "a mapping"
-	}
-	return goType
-}
+func yamlError(file string, err error) *Error { return yamlpos.FromDecode(file, err, "actions") }
 
 // validator turns a decoded spec into Policies, collecting every error
 // with its position in the file.
