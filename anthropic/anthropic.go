@@ -130,7 +130,7 @@ func (b *Backend) params(req *demur.Request) sdk.MessageNewParams {
 		maxTok = req.MaxTokens
 	}
 	p := sdk.MessageNewParams{Model: sdk.Model(model), MaxTokens: int64(maxTok)}
-	for _, m := range req.Messages {
+	for _, m := range llmhttp.Messages(req) {
 		switch m.Role {
 		case demur.RoleSystem:
 			p.System = append(p.System, sdk.TextBlockParam{Text: m.Content})

@@ -144,7 +144,7 @@ func (b *Backend) params(req *demur.Request, logprobs bool) oai.ChatCompletionNe
 		model = b.cfg.Model
 	}
 	p := oai.ChatCompletionNewParams{Model: model}
-	for _, m := range req.Messages {
+	for _, m := range llmhttp.Messages(req) {
 		switch m.Role {
 		case demur.RoleSystem:
 			p.Messages = append(p.Messages, oai.SystemMessage(m.Content))
