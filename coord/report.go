@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/demurhq/demur"
 )
@@ -39,8 +40,11 @@ type Report struct {
 	// MeanAbandonmentTokens is the mean of TokensAtRefusal over agents that
 	// refused; 0 when none did.
 	MeanAbandonmentTokens float64 `json:"mean_abandonment_tokens"`
-	Turns                 int     `json:"turns"`
-	Words                 int64   `json:"words"`
+	// ElapsedSeconds is the time from the job's first record to its end
+	// (to its last record while it runs), resumptions included.
+	ElapsedSeconds float64 `json:"elapsed_s"`
+	Turns          int     `json:"turns"`
+	Words          int64   `json:"words"`
 	// Lost counts the work that did not become part of the document:
 	// turns whose output was not accepted, their output tokens and the
 	// backend time they took.
@@ -73,6 +77,7 @@ func BuildReport(ctx context.Context, store demur.Store, job string) (*Report, e
 			return nil, fmt.Errorf("record %d (%s): %w", r.Seq, r.Kind, err)
 		}
 	}
+	rp.ElapsedSeconds = recs[len(recs)-1].Time.Sub(recs[0].Time).Seconds()
 	for _, t := range turns { // what is left was never accepted
 		rp.Lost.Turns++
 		rp.Lost.Tokens += int64(t.Usage.CompletionTokens)
@@ -189,4 +194,18 @@ func writtenSections(secs []demur.SectionPayload) int {
 		}
 	}
 	return n
+}
+
+// Jobs lists the jobs in store, in the order they started.
+func Jobs(ctx context.Context, store demur.Store) ([]string, error) {
+	recs, err := store.Records(ctx, demur.Query{Kinds: []demur.RecordKind{demur.RecJobStart}})
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
+	jobs := make([]string, len(recs))
+	for i, r := range recs {
+		jobs[i] = r.Job
+	}
+	return jobs, nil
 }

@@ -294,7 +294,7 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	}
 	c := coord.New(coord.Config{
 		Job: jobID, Spec: p.specData, Seed: p.spec.Seed, Tasks: tasks, Agents: p.agents,
-		Bus: bus, Store: alog, Policy: pol, Overrides: pending,
+		Bus: dist.coordBus(bus), Store: alog, Policy: pol, Overrides: pending,
 		OnEvent:     func(e coord.Event) { show.event(e); dist.event(e) },
 		NewDetector: func(string) demur.Detector { return refusal.NewStream(det, 8) },
 		NewMonitor:  func(agent string) coord.HazardModel { return agentHazard{mon, agent} },
@@ -402,7 +402,9 @@ func printRunSummary(w io.Writer, s *runSummary) {
 		}
 		fmt.Fprintf(w, "missing sections (%d): %s%s\n", n, strings.Join(shown, ", "), more)
 	}
-	fmt.Fprintf(w, "document: %s\nstore:    %s\n", s.Document, s.Store)
+	if s.Document != "" {
+		fmt.Fprintf(w, "document: %s\nstore:    %s\n", s.Document, s.Store)
+	}
 }
 
 func yesNo(b bool) string {
