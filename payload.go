@@ -97,8 +97,10 @@ type SectionPayload struct {
 // AgentPayload records a change in an agent's standing.
 type AgentPayload struct {
 	Agent  string `json:"agent"`
-	State  string `json:"state"` // "retired"
+	State  string `json:"state"` // "retired", or "joined" for an agent added mid-job
 	Reason string `json:"reason"`
+	// Model is the joining agent's model (a rotate to the fallback model).
+	Model string `json:"model,omitempty"`
 }
 
 // JobEndPayload closes a job's stream.

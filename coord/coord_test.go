@@ -483,3 +483,45 @@ func TestRing(t *testing.T) {
 		t.Fatalf("n %d rate %v", r.n, r.rate())
 	}
 }
+
+// TestRotateToFallbackModel: a refusal under a rotate ladder goes to an
+// agent on the policy's fallback model, started mid-job, which the log
+// records and the report lists.
+func TestRotateToFallbackModel(t *testing.T) {
+	spec := testSpec(t, 1, 3)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 1, "agent-02": 1, "agent-03": 1})
+	defer h.close()
+	pol := policy.Default()
+	pol.On[demur.KindRefuse] = []demur.Action{demur.ActionRotate}
+	pol.Fallback = "steady-model"
+	pol.RetireAfter = 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var spawned []string
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	end, err := h.runWith(ctx, t, pol, func(c *Config) {
+		c.Spawn = func(id, model string) error {
+			spawned = append(spawned, id+"@"+model)
+			a := &Agent{ID: id, Job: spec.JobID(), Agents: 4, Model: model, Backend: &scripted{}, Bus: h.bus}
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = a.Run(ctx) }()
+			return nil
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted || len(spawned) != 1 || spawned[0] != "fallback-01@steady-model" {
+		t.Fatalf("end %+v, spawned %v", end, spawned)
+	}
+	rp, err := BuildReport(ctx, h.store, spec.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rp.Agents[len(rp.Agents)-1]
+	if last.ID != "fallback-01" || last.Model != "steady-model" || last.Sections != 3 {
+		t.Fatalf("fallback agent in the report: %+v", last)
+	}
+}

@@ -58,6 +58,10 @@ type Config struct {
 	// OnOverrideApplied, when set, is told of each override carried out,
 	// after its record is durable.
 	OnOverrideApplied func(demur.Override)
+	// Spawn, when set, starts an agent with the given ID and model mid-job:
+	// a rotate to the policy's fallback model when no agent of the job runs
+	// it. It is called again for such agents when a job resumes.
+	Spawn func(id, model string) error
 	// NewMonitor, when set, returns the early-warning model of one agent.
 	NewMonitor func(agent string) HazardModel
 	// EscalateTimeout is how long an escalated work item waits for a person
@@ -115,6 +119,7 @@ type Coordinator struct {
 	splitInto   map[string][]string
 	summaries   map[int]string   // opening of each written section, by index
 	appliedNow  []demur.Override // applied since the last flush
+	spawned     int              // fallback agents started mid-job
 	window      *ring            // refusals among the job's last turns, for the storm breaker
 	jobRefusals int
 	planned     int // sections in the plan, before any split
@@ -139,6 +144,8 @@ func New(cfg Config) *Coordinator {
 		splitInto: map[string][]string{}, planned: len(cfg.Tasks), summaries: map[int]string{},
 	}
 	c.cfg.Tasks = append([]demur.Task(nil), cfg.Tasks...) // splits append parts
+	pol := *cfg.Policy
+	c.cfg.Policy = &pol // the coordinator may drop a fallback that fails to start
 	if c.cfg.EscalateTimeout <= 0 {
 		c.cfg.EscalateTimeout = cfg.Policy.Escalate.Timeout
 	}
@@ -160,11 +167,7 @@ func New(cfg Config) *Coordinator {
 		c.byID[t.ID] = i
 	}
 	for _, a := range cfg.Agents {
-		c.agents[a.ID] = &agentState{entry: a, live: true, detector: cfg.NewDetector(a.ID)}
-		if cfg.NewMonitor != nil {
-			c.agents[a.ID].monitor = cfg.NewMonitor(a.ID)
-		}
-		c.order = append(c.order, a.ID)
+		c.join(a)
 	}
 	return c
 }
@@ -433,7 +436,13 @@ func (c *Coordinator) carryOut(id, agent string, a demur.Action, frame string) {
 		c.split(id)
 	case demur.ActionEscalate:
 		c.escalated[id] = escalation{agent: agent, deadline: time.Now().Add(c.cfg.EscalateTimeout), dflt: c.cfg.EscalateDefault}
-	default: // reassign, rotate: another agent, in a fresh context
+	case demur.ActionRotate:
+		if fb := c.fallbackAgent(agent); fb != "" {
+			c.requeue(queued{task: idx, only: fb, refresh: true})
+			return
+		}
+		c.requeue(queued{task: idx, avoid: agent, refresh: true})
+	default: // reassign: another agent, in a fresh context
 		c.requeue(queued{task: idx, avoid: agent, refresh: true})
 	}
 }

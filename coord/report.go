@@ -160,6 +160,12 @@ func (rp *Report) add(r *demur.Record, byAgent map[string]*AgentReport, turns ma
 		if a := byAgent[p.Agent]; a != nil && p.State == "retired" {
 			a.Retired = true
 		}
+		if p.State == "joined" && byAgent[p.Agent] == nil {
+			rp.Agents = append(rp.Agents, AgentReport{ID: p.Agent, Backend: "fallback", Model: p.Model})
+			for i := range rp.Agents { // the append may have moved them
+				byAgent[rp.Agents[i].ID] = &rp.Agents[i]
+			}
+		}
 	case demur.RecJobEnd:
 		var p demur.JobEndPayload
 		if err := json.Unmarshal(r.Payload, &p); err != nil {
