@@ -343,6 +343,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, p provider,
 type meta struct {
 	job, agent, taskType, trace string
 	named                       bool // the agent identified itself
+	declared                    bool // a route or header named the task type
 }
 
 var (
@@ -362,10 +363,10 @@ func (s *Server) metaOf(r *http.Request, route Route) meta {
 		m.agent, m.named = a, true
 	}
 	if route.TaskType != "" {
-		m.taskType = route.TaskType
+		m.taskType, m.declared = route.TaskType, true
 	}
 	if t := r.Header.Get(HeaderTaskType); jobRE.MatchString(t) {
-		m.taskType = t
+		m.taskType, m.declared = t, true
 	}
 	return m
 }
@@ -623,6 +624,7 @@ func (ex *exchange) judge(res *result, attempt int, started time.Time, elapsed t
 		v.Source = demur.SourceInjected
 		v.Evidence = append(v.Evidence, demur.Evidence{Rule: "injected:" + r.Injected, Weight: 1})
 	}
+	typePath := ex.resolveType()
 	pol := ex.s.policyFor(ex.m.taskType)
 	ex.ag.mu.Lock()
 	if v.Kind.IsRefusal() && v.Confidence >= pol.MinConfidence {
@@ -639,11 +641,29 @@ func (ex *exchange) judge(res *result, attempt int, started time.Time, elapsed t
 		other = 1
 	}
 	d := pol.Decide(policy.Input{Verdict: v, Attempt: attempt, Repeats: ex.kinds[v.Kind], AgentRefusals: refusals, OtherAgents: other})
+	d.Path = append(typePath, d.Path...)
 	ex.kinds[v.Kind]++
 	// A gateway cannot retire its clients; the flag stays in the decision
 	// path as the policy's opinion but is not set.
 	d.Retire = false
 	return v, d
+}
+
+// resolveType classifies an undeclared request's task type from its last
+// user message, once per exchange, and returns the steps that chose it for
+// the decision path. A declared type is never second-guessed by the text:
+// a prompt that calls itself harmless cannot loosen an operator's policy.
+func (ex *exchange) resolveType() []demur.Step {
+	if ex.m.declared {
+		return []demur.Step{{Rule: "task_type", Matched: true, Why: fmt.Sprintf("declared %s", ex.m.taskType)}}
+	}
+	files := ex.s.cfg.Policies
+	if files == nil {
+		files = policy.DefaultFile()
+	}
+	t, path := files.Resolve("", ex.req.last)
+	ex.m.taskType, ex.m.declared = t, true // later attempts of this exchange keep it
+	return path
 }
 
 func meanOf(xs []float64) float64 {
