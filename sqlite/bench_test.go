@@ -1,10 +1,16 @@
 package sqlite_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +32,53 @@ func benchStore(b *testing.B) *sqlite.Store {
 
 func reportRate(b *testing.B, start time.Time, what string) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), what+"/s")
+}
+
+// reportFsyncs reports fsyncs/s and records/fsync from a counter started
+// with startFsyncCounter, when perf could count them.
+func reportFsyncs(b *testing.B, start time.Time, counter func() (int64, bool)) {
+	el := time.Since(start).Seconds()
+	if n, ok := counter(); ok {
+		b.ReportMetric(float64(n)/el, "fsyncs/s")
+		b.ReportMetric(float64(b.N)/float64(max(n, 1)), "records/fsync")
+	}
+}
+
+// startFsyncCounter counts this process's fsync and fdatasync calls with
+// perf(1) tracepoints; the returned function stops it and reports the count,
+// or false when perf is unavailable (the metric is then left out).
+func startFsyncCounter(b *testing.B) func() (int64, bool) {
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		return func() (int64, bool) { return 0, false }
+	}
+	cmd := exec.Command(perf, "stat", "-x,", "-e", "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync", "-p", strconv.Itoa(os.Getpid()))
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return func() (int64, bool) { return 0, false }
+	}
+	time.Sleep(200 * time.Millisecond) // perf attaches to every thread before the loop
+	return func() (int64, bool) {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+		var n int64
+		found := false
+		sc := bufio.NewScanner(&out)
+		for sc.Scan() {
+			f := strings.Split(sc.Text(), ",")
+			if len(f) > 2 && strings.HasPrefix(f[2], "syscalls:") {
+				if v, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					n += v
+					found = true
+				}
+			}
+		}
+		if !found {
+			b.Logf("perf could not count fsyncs: %s", strings.TrimSpace(out.String()))
+		}
+		return n, found
+	}
 }
 
 // BenchmarkAppend is one caller appending one record at a time: every
@@ -50,6 +103,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 	s := benchStore(b)
 	ctx := context.Background()
 	b.SetParallelism(8) // callers per CPU: a job has many agents in flight
+	counter := startFsyncCounter(b)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -64,6 +118,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 	reportRate(b, start, "records")
+	reportFsyncs(b, start, counter)
 }
 
 // BenchmarkPutBlob stores distinct 2.5 KB bodies one at a time, the shape of

@@ -9,8 +9,10 @@
 // Group commit: a single writer goroutine owns the write connection.
 // Concurrent Append and PutBlob calls queue up while a commit is in flight
 // and are then written together in one transaction, so they share a single
-// fsync. Every call still gets its own result: one caller's failure (say a
-// conflict) is rolled back to a savepoint and does not fail the others.
+// fsync. The transaction inserts the batch's records many rows per statement.
+// Every call still gets its own result: should any insert fail (say on a
+// conflict), the batch is redone call by call, each call in a savepoint, so
+// that one caller's failure does not fail the others.
 //
 // One writer process per file: chain heads (last seq and hash of each stream)
 // are cached in memory after the first read. Another process appending to the
@@ -25,6 +27,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +73,18 @@ var migrations = []string{
 		hash TEXT PRIMARY KEY,
 		data BLOB NOT NULL
 	);`,
+	// The index on records (job, stream, seq) cost each commit a page
+	// write for every stream it extended, a third of all writes when many
+	// jobs run. Nearly every stream holds one job, so a table of the
+	// (job, stream) pairs, written once per pair, lets a query by job find
+	// its streams and read them through records_stream_seq instead.
+	`CREATE TABLE stream_jobs (
+		job    TEXT NOT NULL,
+		stream TEXT NOT NULL,
+		PRIMARY KEY (job, stream)
+	) WITHOUT ROWID;
+	INSERT INTO stream_jobs (job, stream) SELECT DISTINCT job, stream FROM records;
+	DROP INDEX records_job;`,
 }
 
 // Store is a demur.Store backed by one SQLite file. It is safe for concurrent
@@ -85,11 +100,17 @@ type Store struct {
 	done   chan struct{} // closed when the writer goroutine has exited
 
 	// Prepared once on the writer's connection; transactions borrow them.
-	insRecord, insBlob *sql.Stmt
+	insFast [len(insSizes)]*sql.Stmt // insFast[i] inserts insSizes[i] records, for commitFast
+	insOne  *sql.Stmt                // inserts one record, for commitEach
+	insBlob *sql.Stmt
+	insPair *sql.Stmt
 
 	// Owned by the writer goroutine.
 	heads    map[string]head
-	syncMode string // the synchronous pragma last set on the writer connection
+	pairs    map[jobStream]bool // pairs known to be in stream_jobs
+	syncMode string             // the synchronous pragma last set on the writer connection
+	rows     []*demur.Record    // the batch's records, reused between batches
+	args     []any              // bind arguments, reused between statements
 }
 
 var _ demur.Store = (*Store)(nil)
@@ -98,6 +119,9 @@ type head struct {
 	seq  int64
 	hash string
 }
+
+// jobStream is a row of stream_jobs: stream holds records of job.
+type jobStream struct{ job, stream string }
 
 // op is one caller's request to the writer: an append (recs) or a blob put.
 type op struct {
@@ -153,15 +177,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		ops:      make(chan *op, queueLen),
 		done:     make(chan struct{}),
 		heads:    make(map[string]head),
+		pairs:    make(map[jobStream]bool),
 		syncMode: "FULL", // as the DSN sets it
 	}
-	if s.insRecord, err = wdb.PrepareContext(ctx, `INSERT INTO records
-		(stream, seq, time, job, kind, actor, payload, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err == nil {
-		s.insBlob, err = wdb.PrepareContext(ctx,
-			"INSERT INTO blobs (hash, data) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING")
-	}
-	if err != nil {
+	if err := s.prepare(ctx); err != nil {
+		s.closeStmts()
 		rdb.Close()
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite store %s: prepare: %w", path, err)
@@ -169,6 +189,77 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	go s.writer()
 	return s, nil
 }
+
+// insSizes are the row counts of the prepared multi-row inserts, largest
+// first. A batch is written with as few statements as these sizes allow:
+// each statement costs a trip through database/sql and the VDBE, which
+// used to dominate the writer's time when every record had its own.
+var insSizes = [...]int{128, 32, 8, 1}
+
+// insertSQL returns an INSERT of n records, with conflict clause onConflict.
+//
+// commitFast's inserts say OR ROLLBACK: any failure ends the transaction,
+// which commitFast then redoes call by call anyway. That spares SQLite the
+// statement journal a multi-row INSERT otherwise keeps to undo itself
+// alone, a copy of every page it touches. commitEach needs the default
+// (ABORT), which leaves the rest of the transaction standing.
+func insertSQL(onConflict string, n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT " + onConflict + " INTO records (stream, seq, time, job, kind, actor, payload, prev_hash, hash) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+// prepare prepares the writer's statements on its connection.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	for i, n := range insSizes {
+		if s.insFast[i], err = s.wdb.PrepareContext(ctx, insertSQL("OR ROLLBACK", n)); err != nil {
+			return err
+		}
+	}
+	if s.insOne, err = s.wdb.PrepareContext(ctx, insertSQL("", 1)); err != nil {
+		return err
+	}
+	if s.insBlob, err = s.wdb.PrepareContext(ctx,
+		"INSERT INTO blobs (hash, data) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING"); err != nil {
+		return err
+	}
+	s.insPair, err = s.wdb.PrepareContext(ctx,
+		"INSERT INTO stream_jobs (job, stream) VALUES (?, ?) ON CONFLICT DO NOTHING")
+	return err
+}
+
+// closeStmts closes the statements prepare made.
+func (s *Store) closeStmts() error {
+	var errs []error
+	for _, st := range append(s.insFast[:], s.insOne, s.insBlob, s.insPair) {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writerPragmas tune the writer's connection for throughput. None of them
+// touches durability: every record commit still fsyncs the WAL.
+const writerPragmas = "" +
+	// Statement journals (a savepoint, or a statement that must be able to
+	// undo itself) live in memory, not in a temp file written page by page.
+	// Only rollbacks inside a live transaction read them, never recovery.
+	"&_pragma=temp_store(MEMORY)" +
+	// 64 MiB of page cache (the default is 2 MiB) holds the index pages
+	// where hundreds of streams grow, instead of rereading them.
+	"&_pragma=cache_size(-65536)" +
+	// Checkpoint every ~40 MiB of WAL rather than 4 MiB: index pages that
+	// many commits rewrote are copied to the main file once, and the
+	// checkpoint's fsyncs come ten times less often.
+	"&_pragma=wal_autocheckpoint(10000)"
 
 // openDB opens path with the pragmas every connection needs. Pragmas go in
 // the DSN because database/sql may open new connections at any time.
@@ -184,6 +275,8 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 		"&_txlock=immediate" // take the write lock at BEGIN: no deadlocked lock upgrades
 	if readOnly {
 		dsn += "&_pragma=query_only(1)"
+	} else {
+		dsn += writerPragmas
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -343,6 +436,11 @@ func (s *Store) Records(ctx context.Context, q demur.Query) ([]*demur.Record, er
 	if q.Job != "" {
 		where = append(where, "job = ?")
 		args = append(args, q.Job)
+		if q.Stream == "" {
+			// Without an index on job, find the job's streams first.
+			where = append(where, "stream IN (SELECT stream FROM stream_jobs WHERE job = ?)")
+			args = append(args, q.Job)
+		}
 	}
 	if q.Stream != "" {
 		where = append(where, "stream = ?")
@@ -432,7 +530,7 @@ func (s *Store) Close() error {
 	// A checkpoint folds the WAL back into the main file so that the
 	// database is one self-contained file when not in use.
 	_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	err := errors.Join(s.insRecord.Close(), s.insBlob.Close(), s.rdb.Close(), s.wdb.Close())
+	err := errors.Join(s.closeStmts(), s.rdb.Close(), s.wdb.Close())
 	if err != nil {
 		return fmt.Errorf("close sqlite store: %w", err)
 	}
@@ -478,18 +576,32 @@ func (s *Store) commit(batch []*op) {
 		}
 		live++
 	}
+	defer answer(batch, results)
 	if live == 0 {
-		answer(batch, results)
 		return
 	}
 	// The transaction deliberately ignores callers' contexts: it carries
 	// other callers' writes too.
 	ctx := context.Background()
-	// A batch of blobs alone commits without fsync: the next Append's fsync
-	// makes it durable along with everything before it in the WAL, and WAL
-	// recovery keeps a prefix of commits, so no durable record can refer to
-	// a lost blob. This halves the fsyncs of the usual "put the output,
-	// then append the turn" sequence.
+	if err := s.setSync(ctx, batch, results); err != nil {
+		fillErr(results, err)
+		return
+	}
+	if !s.commitFast(ctx, batch, results) {
+		// Some call failed, say on a conflict: redo the batch call by
+		// call so that only the failing calls fail.
+		s.commitEach(ctx, batch, results)
+	}
+	clear(s.rows[:cap(s.rows)]) // drop references to payloads
+	clear(s.args[:cap(s.args)])
+}
+
+// setSync picks the synchronous mode for the batch. A batch of blobs alone
+// commits without fsync: the next Append's fsync makes it durable along
+// with everything before it in the WAL, and WAL recovery keeps a prefix of
+// commits, so no durable record can refer to a lost blob. This halves the
+// fsyncs of the usual "put the output, then append the turn" sequence.
+func (s *Store) setSync(ctx context.Context, batch []*op, results []error) error {
 	mode := "NORMAL"
 	for i, o := range batch {
 		if o.recs != nil && results[i] == nil {
@@ -499,21 +611,67 @@ func (s *Store) commit(batch []*op) {
 	}
 	// Should database/sql replace the connection, the new one starts in
 	// FULL, so a stale syncMode can only cost speed, never durability.
-	if mode != s.syncMode {
-		if _, err := s.wdb.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
-			fillErr(results, fmt.Errorf("set synchronous: %w", err))
-			answer(batch, results)
-			return
-		}
-		s.syncMode = mode
+	if mode == s.syncMode {
+		return nil
 	}
+	if _, err := s.wdb.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+		return fmt.Errorf("set synchronous: %w", err)
+	}
+	s.syncMode = mode
+	return nil
+}
+
+// commitFast writes the whole batch with multi-row inserts and no
+// savepoints, the cheap way when nothing fails. It reports false, having
+// written nothing, when some statement failed: it cannot tell whose records
+// were at fault, so the caller redoes the batch with commitEach.
+func (s *Store) commitFast(ctx context.Context, batch []*op, results []error) bool {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return false // commitEach reports it
+	}
+	w := newBatchWriter(s, tx)
+	defer w.close()
+	s.rows = s.rows[:0]
+	for i, o := range batch {
+		if results[i] != nil {
+			continue
+		}
+		if o.recs == nil {
+			if w.putBlob(ctx, o.hash, o.blob) != nil {
+				return false
+			}
+			continue
+		}
+		for j := range o.recs {
+			r := &o.recs[j]
+			h, err := w.head(ctx, r.Stream)
+			if err != nil {
+				return false
+			}
+			w.pending[r.Stream] = w.seal(r, h)
+			if w.notePair(ctx, r, w.pairs) != nil {
+				return false
+			}
+			s.rows = append(s.rows, r)
+		}
+	}
+	if w.insertAll(ctx, s.rows) != nil {
+		return false
+	}
+	s.finish(w, results)
+	return true
+}
+
+// commitEach writes the batch one call at a time, each call in a
+// savepoint, so that one call's failure rolls back only its own writes.
+func (s *Store) commitEach(ctx context.Context, batch []*op, results []error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		fillErr(results, fmt.Errorf("begin: %w", err))
-		answer(batch, results)
 		return
 	}
-	w := batchWriter{s: s, tx: tx, pending: make(map[string]head)}
+	w := newBatchWriter(s, tx)
 	defer w.close()
 	for i, o := range batch {
 		if results[i] != nil {
@@ -525,18 +683,21 @@ func (s *Store) commit(batch []*op) {
 			results[i] = w.putBlob(ctx, o.hash, o.blob)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	s.finish(w, results)
+}
+
+// finish commits w's transaction and, once it is durable, publishes the
+// heads it moved.
+func (s *Store) finish(w *batchWriter, results []error) {
+	if err := w.tx.Commit(); err != nil {
 		// The outcome of a failed commit is unknown; forget all heads so
 		// the next batch rereads them from the file.
 		clear(s.heads)
 		fillErr(results, fmt.Errorf("commit: %w", err))
-		answer(batch, results)
 		return
 	}
-	for st, h := range w.pending {
-		s.heads[st] = h
-	}
-	answer(batch, results)
+	maps.Copy(s.heads, w.pending)
+	maps.Copy(s.pairs, w.pairs)
 }
 
 func fillErr(results []error, err error) {
@@ -553,22 +714,31 @@ func answer(batch []*op, results []error) {
 	}
 }
 
-// batchWriter holds the state of one transaction. pending holds the heads
-// this transaction has moved; they reach Store.heads only on commit.
+// batchWriter holds the state of one transaction. pending and pairs hold
+// the heads it moved and the stream_jobs pairs it wrote; they reach
+// Store.heads and Store.pairs only on commit.
 type batchWriter struct {
-	s       *Store
-	tx      *sql.Tx
-	ins     *sql.Stmt
+	s  *Store
+	tx *sql.Tx
+	// The Store's statements, bound to tx on first use.
+	fast    [len(insSizes)]*sql.Stmt
+	one     *sql.Stmt
 	blob    *sql.Stmt
+	pair    *sql.Stmt
 	pending map[string]head
+	pairs   map[jobStream]bool // pairs this transaction wrote to stream_jobs
+	now     time.Time          // the time given to records without one
+}
+
+func newBatchWriter(s *Store, tx *sql.Tx) *batchWriter {
+	return &batchWriter{s: s, tx: tx, pending: make(map[string]head), pairs: make(map[jobStream]bool)}
 }
 
 func (w *batchWriter) close() {
-	if w.ins != nil {
-		w.ins.Close()
-	}
-	if w.blob != nil {
-		w.blob.Close()
+	for _, st := range append(w.fast[:], w.one, w.blob, w.pair) {
+		if st != nil {
+			st.Close()
+		}
 	}
 	w.tx.Rollback() // no-op after Commit
 }
@@ -589,20 +759,99 @@ func (w *batchWriter) head(ctx context.Context, stream string) (head, error) {
 	return h, nil
 }
 
-func (w *batchWriter) append(ctx context.Context, recs []demur.Record) (err error) {
-	if w.ins == nil {
-		w.ins = w.tx.StmtContext(ctx, w.s.insRecord)
-	}
-	// Several records must land together or not at all, without failing
-	// the rest of the batch: a savepoint scopes the rollback to this call.
-	multi := len(recs) > 1
-	if multi {
-		if _, err := w.tx.ExecContext(ctx, "SAVEPOINT rec"); err != nil {
-			return fmt.Errorf("savepoint: %w", err)
+// seal makes r the record after h and returns r's head. A record without
+// a time gets the transaction's; when commitFast gives up, commitEach
+// reseals the record and keeps that time, as a record that had it.
+func (w *batchWriter) seal(r *demur.Record, h head) head {
+	r.Seq = h.seq + 1
+	if r.Time.IsZero() {
+		if w.now.IsZero() {
+			// Microseconds, so the time survives any store or JSON
+			// round trip the record may take later.
+			w.now = time.Now().UTC().Truncate(time.Microsecond)
 		}
+		r.Time = w.now
+	} else {
+		r.Time = r.Time.UTC() // drops zone and monotonic reading; the hash is unchanged
+	}
+	r.Seal(h.hash)
+	return head{seq: r.Seq, hash: r.Hash}
+}
+
+// notePair writes r's (job, stream) pair to stream_jobs unless it is
+// known to be there, and adds it to noted: w.pairs, or for a call in a
+// savepoint the call's own set, kept only if the call succeeds.
+func (w *batchWriter) notePair(ctx context.Context, r *demur.Record, noted map[jobStream]bool) error {
+	p := jobStream{r.Job, r.Stream}
+	if w.s.pairs[p] || w.pairs[p] || noted[p] {
+		return nil
+	}
+	if w.pair == nil {
+		w.pair = w.tx.StmtContext(ctx, w.s.insPair)
+	}
+	if _, err := w.pair.ExecContext(ctx, p.job, p.stream); err != nil {
+		return fmt.Errorf("insert stream of job %q: %w", p.job, err)
+	}
+	noted[p] = true
+	return nil
+}
+
+// insertAll writes sealed records in order, as many per statement as the
+// prepared sizes allow, for commitFast. On error the transaction is over.
+func (w *batchWriter) insertAll(ctx context.Context, rows []*demur.Record) error {
+	for len(rows) > 0 {
+		i := 0
+		for insSizes[i] > len(rows) {
+			i++ // ends at size 1
+		}
+		if w.fast[i] == nil {
+			w.fast[i] = w.tx.StmtContext(ctx, w.s.insFast[i])
+		}
+		n := insSizes[i]
+		if err := w.exec(ctx, w.fast[i], rows[:n]); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// exec runs an insert of rows, reusing the Store's argument slice.
+func (w *batchWriter) exec(ctx context.Context, st *sql.Stmt, rows []*demur.Record) error {
+	args := w.s.args[:0]
+	for _, r := range rows {
+		args = append(args, r.Stream, r.Seq, r.Time.Format(time.RFC3339Nano),
+			r.Job, string(r.Kind), r.Actor, r.Payload, r.PrevHash, r.Hash)
+	}
+	w.s.args = args
+	_, err := st.ExecContext(ctx, args...)
+	return err
+}
+
+// insertErr describes r's failed insert. A unique violation means someone
+// else extended r's stream: the cached head is stale.
+func (w *batchWriter) insertErr(r *demur.Record, err error) error {
+	if !isUnique(err) {
+		return fmt.Errorf("insert %s/%d: %w", r.Stream, r.Seq, err)
+	}
+	delete(w.pending, r.Stream)
+	delete(w.s.heads, r.Stream)
+	return fmt.Errorf("stream %q seq %d already written by another writer: %w", r.Stream, r.Seq, demur.ErrConflict)
+}
+
+// append writes one call's records for commitEach. They must land
+// together or not at all, along with their stream_jobs pairs, without
+// failing the rest of the batch: a savepoint scopes the rollback to this
+// call. This path is rare, so it takes the savepoint even for one record.
+func (w *batchWriter) append(ctx context.Context, recs []demur.Record) (err error) {
+	if w.one == nil {
+		w.one = w.tx.StmtContext(ctx, w.s.insOne)
+	}
+	if _, err := w.tx.ExecContext(ctx, "SAVEPOINT rec"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
 	}
 	moved := make(map[string]head, 1)
-	var now time.Time
+	pairs := make(map[jobStream]bool, 1)
 	for i := range recs {
 		r := &recs[i]
 		h, ok := moved[r.Stream]
@@ -611,49 +860,28 @@ func (w *batchWriter) append(ctx context.Context, recs []demur.Record) (err erro
 				break
 			}
 		}
-		r.Seq = h.seq + 1
-		if r.Time.IsZero() {
-			if now.IsZero() {
-				// Microseconds, so the time survives any store or
-				// JSON round trip the record may take later.
-				now = time.Now().UTC().Truncate(time.Microsecond)
-			}
-			r.Time = now
-		} else {
-			r.Time = r.Time.UTC() // drops zone and monotonic reading; the hash is unchanged
-		}
-		r.Seal(h.hash)
-		_, err = w.ins.ExecContext(ctx, r.Stream, r.Seq, r.Time.Format(time.RFC3339Nano),
-			r.Job, string(r.Kind), r.Actor, r.Payload, r.PrevHash, r.Hash)
-		if err != nil {
-			if isUnique(err) {
-				// Someone else extended this stream: our head is stale.
-				delete(w.pending, r.Stream)
-				delete(w.s.heads, r.Stream)
-				err = fmt.Errorf("stream %q seq %d already written by another writer: %w", r.Stream, r.Seq, demur.ErrConflict)
-			} else {
-				err = fmt.Errorf("insert %s/%d: %w", r.Stream, r.Seq, err)
-			}
+		moved[r.Stream] = w.seal(r, h)
+		if err = w.notePair(ctx, r, pairs); err != nil {
 			break
 		}
-		moved[r.Stream] = head{seq: r.Seq, hash: r.Hash}
+		if err = w.exec(ctx, w.one, []*demur.Record{r}); err != nil {
+			err = w.insertErr(r, err)
+			break
+		}
 	}
-	if multi {
-		if err != nil {
-			if _, rbErr := w.tx.ExecContext(ctx, "ROLLBACK TO rec"); rbErr != nil {
-				return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
-			}
+	if err != nil {
+		if _, rbErr := w.tx.ExecContext(ctx, "ROLLBACK TO rec"); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
 		}
-		if _, relErr := w.tx.ExecContext(ctx, "RELEASE rec"); relErr != nil && err == nil {
-			err = fmt.Errorf("release savepoint: %w", relErr)
-		}
+	}
+	if _, relErr := w.tx.ExecContext(ctx, "RELEASE rec"); relErr != nil && err == nil {
+		err = fmt.Errorf("release savepoint: %w", relErr)
 	}
 	if err != nil {
 		return err
 	}
-	for st, h := range moved {
-		w.pending[st] = h
-	}
+	maps.Copy(w.pending, moved)
+	maps.Copy(w.pairs, pairs)
 	return nil
 }
 

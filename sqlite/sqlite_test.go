@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/demurhq/demur"
@@ -74,6 +76,72 @@ func TestSecondWriterConflict(t *testing.T) {
 	}
 	if err := storetest.VerifyStream(recs); err != nil || len(recs) != 3 {
 		t.Fatalf("chain: %d records, %v", len(recs), err)
+	}
+}
+
+// TestConflictInBatch has one caller hit a conflict while others append
+// at the same time, likely in the same batch: only that caller fails, and
+// every other call is written whole.
+func TestConflictInBatch(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "demur.db")
+	a, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rec := func(stream string) *demur.Record {
+		return &demur.Record{Job: "j", Stream: stream, Kind: demur.RecTurn, Payload: []byte(`{}`)}
+	}
+	if err := a.Append(ctx, rec("s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(ctx, rec("s")); err != nil { // a's head of s is now stale
+		t.Fatal(err)
+	}
+	const callers = 32
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			if i == 0 {
+				errs[i] = a.Append(ctx, rec("s"), rec("u-conflicted"))
+				return
+			}
+			st := fmt.Sprint("u", i)
+			errs[i] = a.Append(ctx, rec(st), rec(st), rec(st))
+		})
+	}
+	wg.Wait()
+	if !errors.Is(errs[0], demur.ErrConflict) {
+		t.Errorf("stale Append = %v, want ErrConflict", errs[0])
+	}
+	for i, err := range errs[1:] {
+		if err != nil {
+			t.Errorf("caller %d: %v", i+1, err)
+		}
+	}
+	for _, st := range []string{"s", "u-conflicted", "u1", "u31"} {
+		recs, err := a.Records(ctx, demur.Query{Stream: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"s": 2, "u-conflicted": 0}[st]
+		if st[0] == 'u' && st != "u-conflicted" {
+			want = 3
+		}
+		if err := storetest.VerifyStream(recs); len(recs) != want || (want > 0 && err != nil) {
+			t.Errorf("stream %s: %d records (want %d), %v", st, len(recs), want, err)
+		}
+	}
+	recs, err := a.Records(ctx, demur.Query{Job: "j"})
+	if err != nil || len(recs) != 2+3*(callers-1) {
+		t.Errorf("job j: %d records (want %d), %v", len(recs), 2+3*(callers-1), err)
 	}
 }
 
