@@ -118,11 +118,25 @@ func writePublicKey(path string, pub ed25519.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	// A temporary file of its own, not a fixed name: two first uses racing
+	// must not rename each other's file away.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".audit_ed25519.pub-*")
+	if err != nil {
 		return fmt.Errorf("write audit public key: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write audit public key: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write audit public key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write audit public key: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write audit public key: %w", err)
 	}
 	return nil
