@@ -298,35 +298,62 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 	}
 	c.seen[key] = true
 	a.busy = false
-	t := &res.Turn
-	tp := demur.TurnPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Error: res.Err}
 	if res.Err != "" {
-		c.record(demur.RecTurn, res.Agent, tp)
-		if c.attempts[res.Task.ID] >= c.cfg.Policy.MaxAttempts {
-			c.aborted[res.Task.ID] = true
-			return nil
-		}
-		c.requeue(queued{task: c.byID[res.Task.ID], avoid: res.Agent})
+		c.backendFailed(res)
 		return nil
 	}
-	blob, err := c.cfg.Store.PutBlob(ctx, []byte(t.Output))
+	blob, words, err := c.recordTurn(ctx, a, res)
 	if err != nil {
-		return fmt.Errorf("store output: %w", err)
+		return err
 	}
-	words := countWords(t.Output)
+	v := c.judge(a, res)
+	d := c.decide(a, res, v)
+	if d.Action == demur.ActionAccept {
+		c.summaries[res.Task.Index] = summarize(res.Turn.Output)
+	}
+	c.apply(res, blob, words, v, d)
+	return nil
+}
+
+// backendFailed records a turn the backend could not answer and hands the
+// task to another agent, until the task runs out of attempts.
+func (c *Coordinator) backendFailed(res *Result) {
+	c.record(demur.RecTurn, res.Agent, demur.TurnPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Error: res.Err})
+	if c.attempts[res.Task.ID] >= c.cfg.Policy.MaxAttempts {
+		c.aborted[res.Task.ID] = true
+		return
+	}
+	c.requeue(queued{task: c.byID[res.Task.ID], avoid: res.Agent})
+}
+
+// recordTurn stores the output as a blob and records the turn and the
+// simulator's ground truth, if any.
+func (c *Coordinator) recordTurn(ctx context.Context, a *agentState, res *Result) (blob string, words int, err error) {
+	t := &res.Turn
+	if blob, err = c.cfg.Store.PutBlob(ctx, []byte(t.Output)); err != nil {
+		return "", 0, fmt.Errorf("store output: %w", err)
+	}
+	words = countWords(t.Output)
 	a.tokens += int64(t.Usage.CompletionTokens)
 	a.words += int64(words)
-	tp.Model, tp.Prompt, tp.Output, tp.OutputBytes, tp.Words = t.Model, t.Prompt, blob, len(t.Output), words
-	tp.FinishReason, tp.Usage, tp.LPMean = t.FinishReason, t.Usage, t.LPMean
-	tp.ProviderRefusal, tp.StopCategory, tp.StopExplanation = t.ProviderRefusal, t.StopCategory, t.StopExplanation
-	tp.Started, tp.Elapsed, tp.Injected = t.Started, t.Elapsed, t.Injected
-	c.record(demur.RecTurn, res.Agent, tp)
+	c.record(demur.RecTurn, res.Agent, demur.TurnPayload{
+		Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Model: t.Model, Prompt: t.Prompt,
+		Output: blob, OutputBytes: len(t.Output), Words: words, FinishReason: t.FinishReason, Usage: t.Usage,
+		LPMean: t.LPMean, ProviderRefusal: t.ProviderRefusal, StopCategory: t.StopCategory,
+		StopExplanation: t.StopExplanation, Injected: t.Injected, Started: t.Started, Elapsed: t.Elapsed,
+	})
 	if len(res.Truth) > 0 {
 		c.record(demur.RecTruth, "sim", demur.TruthPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Truth: res.Truth})
 	}
-	v := a.detector.Classify(t)
+	return blob, words, nil
+}
+
+// judge runs the detector and the early-warning monitor on a turn, counts
+// refusals, and records the verdict.
+func (c *Coordinator) judge(a *agentState, res *Result) demur.Verdict {
+	v := a.detector.Classify(&res.Turn)
 	v.Signals.CumTokens = a.tokens
-	if t.Injected != "" && v.Kind != demur.KindComply {
+	if res.Turn.Injected != "" && v.Kind != demur.KindComply {
 		v.Source = demur.SourceInjected // a chaos test's refusal, not the model's
 	}
 	refused := v.Kind.IsRefusal() && v.Confidence >= c.cfg.Policy.MinConfidence
@@ -335,12 +362,15 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 		c.jobRefusals++
 	}
 	c.window.add(refused)
-	var hazard float64
 	if a.monitor != nil {
-		hazard = a.monitor.Observe(v)
-		v.Signals.Hazard = hazard
+		v.Signals.Hazard = a.monitor.Observe(v)
 	}
 	c.record(demur.RecVerdict, "detector", demur.VerdictPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Verdict: v})
+	return v
+}
+
+// decide asks the router and records its decision.
+func (c *Coordinator) decide(a *agentState, res *Result, v demur.Verdict) demur.Decision {
 	reps := c.repeats[res.Task.ID]
 	if reps == nil {
 		reps = map[demur.Kind]int{}
@@ -348,16 +378,12 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 	}
 	d := c.cfg.Policy.Decide(policy.Input{
 		Verdict: v, Attempt: c.attempts[res.Task.ID], Repeats: reps[v.Kind],
-		AgentRefusals: a.refusals, OtherAgents: c.liveAgents() - 1, Hazard: hazard,
+		AgentRefusals: a.refusals, OtherAgents: c.liveAgents() - 1, Hazard: v.Signals.Hazard,
 		WindowRefusalRate: c.window.rate(), WindowSize: c.window.n, JobRefusals: c.jobRefusals,
 	})
 	reps[v.Kind]++
 	c.record(demur.RecDecision, "router", demur.DecisionPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Decision: d})
-	if d.Action == demur.ActionAccept {
-		c.summaries[res.Task.Index] = summarize(t.Output)
-	}
-	c.apply(res, blob, words, v, d)
-	return nil
+	return d
 }
 
 // apply carries out a decision on the plan.
