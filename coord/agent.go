@@ -40,7 +40,11 @@ type Agent struct {
 	Bus     demur.Bus
 	// Logprobs asks the backend for per-token log-probabilities.
 	Logprobs bool
-	conv     conversation
+	// KeepAlive is how often a running turn extends its task's ack
+	// deadline (Delivery.InProgress); 0 means 10s. It must stay well under
+	// the bus's AckWait, or a slow turn is redelivered to another agent.
+	KeepAlive time.Duration
+	conv      conversation
 }
 
 // TaskSubject is the bus subject of one agent's task queue.
@@ -49,6 +53,10 @@ func TaskSubject(job, agent string) string { return fmt.Sprintf(demur.SubjectTas
 // ResultSubject is the bus subject of a job's results.
 func ResultSubject(job string) string { return fmt.Sprintf(demur.SubjectResult, job) }
 
+// AgentDurable is the durable consumer name of one agent's task queue;
+// every process hosting the agent uses it, so they share one queue.
+func AgentDurable(job, agent string) string { return durableName("agent", job, agent) }
+
 // durableName makes a consumer name from parts NATS accepts (no dots).
 func durableName(parts ...string) string {
 	return strings.NewReplacer(".", "_", "*", "_", ">", "_", " ", "_").Replace(strings.Join(parts, "_"))
@@ -56,7 +64,7 @@ func durableName(parts ...string) string {
 
 // Run serves the agent's queue until it is told to stop or ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	cons, err := a.Bus.Consume(ctx, TaskSubject(a.Job, a.ID), durableName("agent", a.Job, a.ID))
+	cons, err := a.Bus.Consume(ctx, TaskSubject(a.Job, a.ID), AgentDurable(a.Job, a.ID))
 	if err != nil {
 		return fmt.Errorf("agent %s: consume tasks: %w", a.ID, err)
 	}
@@ -107,7 +115,11 @@ func (a *Agent) work(ctx context.Context, d demur.Delivery, t *demur.Task) *Resu
 		Force:     t.Force,
 		Logprobs:  a.Logprobs,
 	}
-	stop := keepAlive(d, 10*time.Second)
+	every := a.KeepAlive
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	stop := keepAlive(d, every)
 	start := time.Now()
 	resp, err := a.Backend.Generate(ctx, req)
 	stop()

@@ -3,10 +3,15 @@ package coord
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/demurhq/demur"
 )
+
+// ErrDuplicateSection is returned by Run when the log holds two
+// section.done records for one task.
+var ErrDuplicateSection = errors.New("duplicate section completion in the log")
 
 // replay rebuilds the coordinator's state from the job's records, so that a
 // job interrupted at any point resumes with no section lost or written
@@ -16,10 +21,25 @@ func (c *Coordinator) replay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	assigned := map[string]bool{}
 	for _, r := range recs {
+		if r.Kind == demur.RecAssign {
+			var p demur.AssignPayload
+			if json.Unmarshal(r.Payload, &p) == nil {
+				assigned[fmt.Sprintf("%s/%d", p.Task, p.Attempt)] = true
+			}
+		}
 		if err := c.replayOne(r); err != nil {
 			return fmt.Errorf("record %d (%s): %w", r.Seq, r.Kind, err)
 		}
+	}
+	// An attempt handed out but never answered is abandoned: its task goes
+	// back on the queue under a new attempt number, and a late answer to
+	// the old one (a task still queued or in flight on an external bus when
+	// the previous coordinator died) is dropped like a duplicate, so it can
+	// neither write the section nor free an agent that is busy again.
+	for key := range assigned {
+		c.seen[key] = true
 	}
 	for i, t := range c.cfg.Tasks {
 		if !c.done[t.ID] && !c.aborted[t.ID] && c.splitInto[t.ID] == nil {
@@ -89,6 +109,12 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 		if err := json.Unmarshal(r.Payload, &p); err != nil {
 			return err
 		}
+		if c.done[p.Task] {
+			// Task/attempt is each completion's idempotency key, and a task
+			// completes once: two records mean two writers raced (say, two
+			// coordinators of one job), and resuming would hide it.
+			return fmt.Errorf("%w: section %s completed twice (again by attempt %d)", ErrDuplicateSection, p.Task, p.Attempt)
+		}
 		c.done[p.Task] = true
 	case demur.RecOverride:
 		var p OverridePayload
@@ -105,6 +131,16 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 		}
 		if a := c.agents[p.Agent]; a != nil && p.State == "retired" {
 			a.live = false
+		}
+		if p.State == "joined" && c.agents[p.Agent] == nil {
+			if c.cfg.Spawn == nil {
+				return fmt.Errorf("agent %s joined mid-job and nothing can start it again", p.Agent)
+			}
+			if err := c.cfg.Spawn(p.Agent, p.Model); err != nil {
+				return fmt.Errorf("restart agent %s: %w", p.Agent, err)
+			}
+			c.spawned++
+			c.join(demur.AgentEntry{ID: p.Agent, Backend: "fallback", Model: p.Model})
 		}
 	}
 	return nil

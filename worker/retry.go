@@ -1,0 +1,76 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/natsbus"
+)
+
+// RetryWindow is how long Retrying keeps trying a publish or an ack: long
+// enough for a NATS cluster to elect new leaders after losing a node.
+const RetryWindow = 30 * time.Second
+
+// Retrying wraps a bus so that Publish and deliveries' Ack ride out a
+// server fail-over instead of failing the job: both are retried with
+// backoff for up to RetryWindow while ctx lasts. A retried publish may
+// store a message twice and a retried ack may follow one the server did
+// get; demur tolerates both, since results and tasks are keyed by
+// task/attempt and the coordinator drops what it has seen.
+func Retrying(b demur.Bus) demur.Bus { return retryBus{b} }
+
+type retryBus struct{ demur.Bus }
+
+func (r retryBus) Publish(ctx context.Context, subject string, data []byte) error {
+	return retry(ctx, func() error { return r.Bus.Publish(ctx, subject, data) })
+}
+
+func (r retryBus) Consume(ctx context.Context, subject, durable string) (demur.Consumer, error) {
+	var c demur.Consumer
+	err := retry(ctx, func() error {
+		var err error
+		c, err = r.Bus.Consume(ctx, subject, durable)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return retryConsumer{c}, nil
+}
+
+type retryConsumer struct{ demur.Consumer }
+
+func (r retryConsumer) Next(ctx context.Context) (demur.Delivery, error) {
+	d, err := r.Consumer.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return retryDelivery{d}, nil
+}
+
+type retryDelivery struct{ demur.Delivery }
+
+func (r retryDelivery) Ack() error {
+	return retry(context.Background(), r.Delivery.Ack)
+}
+
+// retry runs f until it succeeds, ctx ends or RetryWindow passes. Errors
+// that say the bus is closed are final.
+func retry(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(RetryWindow)
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || errors.Is(err, natsbus.ErrClosed) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
