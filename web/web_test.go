@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/demurhq/demur/feed"
 	"github.com/demurhq/demur/override"
 	"github.com/demurhq/demur/sqlite"
 )
@@ -47,5 +49,34 @@ func TestNewServerTimeouts(t *testing.T) {
 	s := NewServer(Options{Addr: "127.0.0.1:0"})
 	if s.ReadHeaderTimeout == 0 || s.ReadTimeout == 0 || s.WriteTimeout == 0 || s.IdleTimeout == 0 || s.MaxHeaderBytes == 0 {
 		t.Errorf("server without limits: %+v", s)
+	}
+}
+
+func TestHandlerServesDashboard(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "demur.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, err := feed.New(feed.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Handler(Options{Feed: f})
+	for path, want := range map[string]string{"/": "<canvas id=\"grid\"", "/assets/app.js": "EventSource", "/assets/app.css": "--refused", "/api/jobs": "[]"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("%s: %d, body lacks %q", path, rec.Code, want)
+		}
+		if path != "/api/jobs" && !strings.Contains(rec.Header().Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Errorf("%s: no CSP", path)
+		}
+	}
+	// Without a feed there is no dashboard.
+	rec := httptest.NewRecorder()
+	Handler(Options{}).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("no feed: / is %d", rec.Code)
 	}
 }

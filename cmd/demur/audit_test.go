@@ -217,6 +217,11 @@ func TestAuditTail(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- tailLog(ctx, st, &out, "", 1, true, 10*time.Millisecond) }()
+	// Append only once tail has printed its last existing record: before
+	// that, the new record could be taken for the one -n 1 asks for.
+	for wait := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "\n") && time.Now().Before(wait); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	payload, _ := json.Marshal(demur.AgentPayload{Agent: "agent-09", State: "retired"})
 	if err := st.Append(ctx, &demur.Record{Job: "small-3", Stream: "small-3", Kind: demur.RecAgent, Actor: "router", Payload: payload}); err != nil {
 		t.Fatal(err)

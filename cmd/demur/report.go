@@ -18,12 +18,15 @@ type reportOptions struct {
 	store, job               string
 	againstStore, againstJob string
 	json                     bool
+	// html, when set, is a file for the self-contained HTML page of the
+	// (first) job; sla adds the SLA to it.
+	html, sla string
 }
 
 func newReportCmd() *cobra.Command {
 	var o reportOptions
 	cmd := &cobra.Command{
-		Use:   "report",
+		Use:   "report [JOB]",
 		Short: "Print a job's report from its log, or two jobs side by side",
 		Long: `Print a job's report, computed from the audit log alone: the study's table
 (per agent: words, tokens, refused, tokens at refusal, reason), sections
@@ -33,9 +36,20 @@ With --against, a second job (another store, or the same one) is shown
 beside it, e.g. the seed experiment under the default policy against
 --policy none:
 
-  demur report --store sqlite://out/managed/demur.db --against sqlite://out/none/demur.db`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+  demur report --store sqlite://out/managed/demur.db --against sqlite://out/none/demur.db
+
+With --html FILE, the job's report is also written as one self-contained
+HTML page (charts as inline SVG, no script, no network): the study's table,
+the refusal timeline, the aversion curves, the decisions, and with
+--sla FILE the SLA's compliance over the job's span.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if o.job != "" && o.job != args[0] {
+					return usageError(fmt.Errorf("job %s given twice, as %s and --job %s", args[0], args[0], o.job))
+				}
+				o.job = args[0]
+			}
 			return runReport(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
@@ -45,6 +59,8 @@ beside it, e.g. the seed experiment under the default policy against
 	f.StringVar(&o.againstStore, "against", "", "store URL of a second job to show beside the first")
 	f.StringVar(&o.againstJob, "against-job", "", "job ID in the --against store (default its only job)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
+	f.StringVar(&o.html, "html", "", "also write the job's report as a self-contained HTML page to this file")
+	f.StringVar(&o.sla, "sla", "", "SLA file to report on in the HTML page")
 	return cmd
 }
 
@@ -92,6 +108,13 @@ func runReport(ctx context.Context, o reportOptions, w io.Writer) error {
 			return err
 		}
 		reports = append(reports, b)
+	}
+	if o.html != "" {
+		if err := writeHTMLReport(ctx, o.store, a.Job, o.sla, o.html); err != nil {
+			return err
+		}
+	} else if o.sla != "" {
+		return usageError(fmt.Errorf("--sla goes with --html (for the text report, see demur sla report)"))
 	}
 	if o.json {
 		enc := json.NewEncoder(w)

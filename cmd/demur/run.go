@@ -67,7 +67,7 @@ spec and seed again resumes the job from its log.`,
 	f.StringVar(&o.out, "out", "", "output directory (default out/NAME)")
 	f.StringVar(&o.store, "store", "", "store URL (default the spec's, else sqlite://OUT/demur.db)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
-	f.StringVar(&o.ui, "ui", "", "serve the override API (and later the dashboard) on this address during the run, e.g. 127.0.0.1:8080")
+	f.StringVar(&o.ui, "ui", "", "serve the dashboard and override API on this address during the run, e.g. 127.0.0.1:8080")
 	f.StringVar(&o.policy, "policy", "", "router policy file, or none for no refusal management (default the spec's, else the shipped policy)")
 	o.nats.register(f, false)
 	return cmd
@@ -178,8 +178,8 @@ func jobPolicy(spec *job.Spec, flag string) (*policy.Policy, error) {
 	return &pol, nil
 }
 
-// serveUI serves the override API during a run; approved overrides reach
-// the coordinator over the job's embedded bus.
+// serveUI serves the dashboard and the override API during a run; approved
+// overrides reach the coordinator over the job's embedded bus.
 func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus, pol *policy.Policy, stderr io.Writer) (stop func(), err error) {
 	svc, err := override.New(ctx, override.Options{Store: store, Bus: bus,
 		Requirements: func(_ string, a demur.Action) (demur.OperatorRole, int) {
@@ -196,13 +196,19 @@ func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus,
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--ui %s: %w", addr, err))
 	}
-	srv := web.NewServer(web.Options{Addr: addr, Overrides: svc})
+	wopts, stopFeed, err := withDashboard(ctx, store, nil, web.Options{Addr: addr, Overrides: svc})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := web.NewServer(wopts)
 	go func() { _ = srv.Serve(ln) }()
-	fmt.Fprintf(stderr, "demur: serving the override API on http://%s\n", ln.Addr())
+	fmt.Fprintf(stderr, "demur: serving the dashboard and override API on http://%s\n", ln.Addr())
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		stopFeed()
 	}, nil
 }
 
@@ -269,11 +275,14 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	agentCtx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
 	agentErrs := func() error { return nil }
+	var spawn func(id, model string) error // fallback agents run locally only
 	runCtx := ctx
 	if dist == nil {
-		if agentErrs, err = startAgents(agentCtx, p, jobID, bus); err != nil {
+		pool, err := startAgents(agentCtx, p, jobID, bus)
+		if err != nil {
 			return usageError(err)
 		}
+		agentErrs, spawn = pool.wait, pool.spawn
 	} else {
 		runCtx = dist.ctx
 	}
@@ -298,6 +307,7 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 		OnEvent:     func(e coord.Event) { show.event(e); dist.event(e) },
 		NewDetector: func(string) demur.Detector { return refusal.NewStream(det, 8) },
 		NewMonitor:  func(agent string) coord.HazardModel { return agentHazard{mon, agent} },
+		Spawn:       spawn,
 		OnOverrideApplied: func(ov demur.Override) {
 			if err := override.RecordApplied(ctx, store, "coordinator", ov); err != nil {
 				fmt.Fprintf(stderr, "demur: record override %s applied: %v\n", ov.ID, err)
@@ -351,31 +361,74 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 	return nil
 }
 
-// startAgents builds every agent's backend, then runs one goroutine per
-// agent, and returns a function that waits for them all and joins their
-// errors.
-func startAgents(ctx context.Context, p *plannedJob, jobID string, bus demur.Bus) (wait func() error, err error) {
-	var wg sync.WaitGroup
-	errs := make([]error, len(p.agents))
+// agentPool runs a job's local agents, one goroutine each.
+type agentPool struct {
+	ctx   context.Context
+	p     *plannedJob
+	jobID string
+	bus   demur.Bus
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	errs  []error
+}
+
+// startAgents builds every agent's backend, then runs them all; a backend
+// that cannot be built stops the job before any agent starts.
+func startAgents(ctx context.Context, p *plannedJob, jobID string, bus demur.Bus) (*agentPool, error) {
+	ap := &agentPool{ctx: ctx, p: p, jobID: jobID, bus: bus}
 	agents := make([]*coord.Agent, len(p.agents))
 	for i, a := range p.agents {
-		b, err := backends.New(ctx, p.spec.Agents[p.groups[i]], a.ID, p.spec.Seed)
+		ag, err := ap.agent(a.ID, p.spec.Agents[p.groups[i]], a.Model)
 		if err != nil {
 			return nil, err
 		}
-		agents[i] = &coord.Agent{ID: a.ID, Job: jobID, Agents: len(p.agents), Model: a.Model, Bus: bus, Logprobs: true, Backend: b}
+		agents[i] = ag
 	}
-	for i, ag := range agents {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = ag.Run(ctx)
-		}()
+	for _, ag := range agents {
+		ap.run(ag)
 	}
-	return func() error {
-		wg.Wait()
-		return errors.Join(errs...)
-	}, nil
+	return ap, nil
+}
+
+func (ap *agentPool) agent(id string, g job.AgentGroup, model string) (*coord.Agent, error) {
+	b, err := backends.New(ap.ctx, g, id, ap.p.spec.Seed)
+	if err != nil {
+		return nil, err
+	}
+	return &coord.Agent{ID: id, Job: ap.jobID, Agents: len(ap.p.agents), Model: model, Bus: ap.bus, Logprobs: true, Backend: b}, nil
+}
+
+func (ap *agentPool) run(ag *coord.Agent) {
+	ap.wg.Add(1)
+	go func() {
+		defer ap.wg.Done()
+		if err := ag.Run(ap.ctx); err != nil {
+			ap.mu.Lock()
+			ap.errs = append(ap.errs, err)
+			ap.mu.Unlock()
+		}
+	}()
+}
+
+// spawn starts an agent on the policy's fallback model mid-job, on the
+// backend of the job's first agent group.
+func (ap *agentPool) spawn(id, model string) error {
+	g := ap.p.spec.Agents[0]
+	g.Profile, g.Model = model, model
+	ag, err := ap.agent(id, g, model)
+	if err != nil {
+		return err
+	}
+	ap.run(ag)
+	return nil
+}
+
+// wait waits for every agent and joins their errors.
+func (ap *agentPool) wait() error {
+	ap.wg.Wait()
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	return errors.Join(ap.errs...)
 }
 
 func printRunSummary(w io.Writer, s *runSummary) {

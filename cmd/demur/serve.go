@@ -13,11 +13,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/demurhq/demur"
 	"github.com/demurhq/demur/natsbus"
 	"github.com/demurhq/demur/override"
+	"github.com/demurhq/demur/sla"
 	"github.com/demurhq/demur/web"
 )
 
@@ -27,14 +29,16 @@ type serveOptions struct {
 	store  string
 	listen string
 	nats   string
+	sla    string
 }
 
 func newServeCmd() *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the override API over a store",
-		Long: `Serve the HTTP API over a store: today the override API
+		Short: "Serve the dashboard and the override API over a store",
+		Long: `Serve the HTTP API over a store: the live dashboard at / (docs/dashboard.md)
+with its read-only feed (/api/events, /api/jobs), and the override API
 (POST /api/overrides, POST /api/overrides/{id}/approve, GET /api/overrides),
 authenticated by tokens from "demur token issue". Approved overrides are
 recorded in the store, where a coordinator finds them, and with --nats also
@@ -53,6 +57,7 @@ it for anything else, since bearer tokens must not cross a network in clear.`,
 	f.StringVar(&o.store, "store", "", "store URL (default $"+storeEnv+")")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.nats, "nats", "", "NATS URL to broadcast approved overrides on (optional)")
+	f.StringVar(&o.sla, "sla", "", "SLA file: check it every 30s, alert its webhook, show it on the dashboard and /metrics (optional)")
 	return cmd
 }
 
@@ -85,7 +90,25 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return usageError(fmt.Errorf("serve: listen on %s: %w", o.listen, err))
 	}
-	srv := web.NewServer(web.Options{Addr: ln.Addr().String(), Overrides: svc})
+	wopts := web.Options{Addr: ln.Addr().String(), Overrides: svc}
+	var extra []prometheus.Collector
+	if o.sla != "" {
+		spec, err := sla.Load(o.sla)
+		if err != nil {
+			ln.Close()
+			return usageError(err)
+		}
+		c, stopSLA := withSLA(ctx, store, logger, spec, &wopts)
+		defer stopSLA()
+		extra = append(extra, c)
+	}
+	wopts, stopFeed, err := withDashboard(ctx, store, logger, wopts, extra...)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopFeed()
+	srv := web.NewServer(wopts)
 	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	fmt.Fprintf(stdout, "demur serve: listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
