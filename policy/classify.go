@@ -225,18 +225,39 @@ var lexicon = map[string]map[string]float64{
 }
 
 // formFeatures are patterns no word list catches.
+// formFeatures are shapes of text worth points to a type. Each has a cheap
+// literal guard that every match must pass, so that the regular expression
+// (a backtracking scan) runs only on texts that could match it.
 var formFeatures = []struct {
-	typ string
-	re  *regexp.Regexp
-	w   float64
+	typ   string
+	guard func(lc string) bool
+	re    *regexp.Regexp
+	w     float64
 }{
-	{TypeCode, regexp.MustCompile("```|\\b\\w+\\([^)]*\\)|[{};]\\s*$|=>|\\+\\+|\\b(def|func|return|const|let|var)\\s+\\w+\\s*[({=:]"), 3},
-	{TypeCode, regexp.MustCompile(`\b\w+\.(py|js|ts|go|rs|java|cpp|rb|sh)\b|/var/|/usr/|\bport \d+`), 2},
-	{TypeLongForm, regexp.MustCompile(`\b\d[\d,]* ?(-word|words)\b`), 2.5},
-	{TypeLongForm, regexp.MustCompile(`(?m)^section \d+\.\d+:`), 3},
-	{TypeFinancial, regexp.MustCompile(`[$€£]\s?\d|\d+(\.\d+)?%|\b\d+k\b`), 1.5},
-	{TypeMedical, regexp.MustCompile(`\b\d+(\.\d+)? ?(mg|ml|g/dl|ng/ml|°c|mmhg)\b`), 3},
-	{TypeCustomerSupport, regexp.MustCompile(`#\d{3,}`), 2.5},
+	{TypeCode, func(lc string) bool {
+		return strings.ContainsAny(lc, "`(){};=+") || containsAny(lc, "def ", "func ", "return ", "const ", "let ", "var ")
+	}, regexp.MustCompile("```|\\b\\w+\\([^)]*\\)|[{};]\\s*$|=>|\\+\\+|\\b(def|func|return|const|let|var)\\s+\\w+\\s*[({=:]"), 3},
+	{TypeCode, func(lc string) bool { return containsAny(lc, ".", "/var/", "/usr/", "port ") },
+		regexp.MustCompile(`\b\w+\.(py|js|ts|go|rs|java|cpp|rb|sh)\b|/var/|/usr/|\bport \d+`), 2},
+	{TypeLongForm, func(lc string) bool { return strings.Contains(lc, "word") }, regexp.MustCompile(`\b\d[\d,]* ?(-word|words)\b`), 2.5},
+	{TypeLongForm, func(lc string) bool { return strings.Contains(lc, "section ") }, regexp.MustCompile(`(?m)^section \d+\.\d+:`), 3},
+	{TypeFinancial, func(lc string) bool { return strings.ContainsAny(lc, "$€£%k") }, regexp.MustCompile(`[$€£]\s?\d|\d+(\.\d+)?%|\b\d+k\b`), 1.5},
+	{TypeMedical, func(lc string) bool { return strings.ContainsAny(lc, "0123456789") }, regexp.MustCompile(`\b\d+(\.\d+)? ?(mg|ml|g/dl|ng/ml|°c|mmhg)\b`), 3},
+	{TypeCustomerSupport, func(lc string) bool { return strings.Contains(lc, "#") }, regexp.MustCompile(`#\d{3,}`), 2.5},
+}
+
+// claimWords: every claimRE match contains one of these (lower-cased), so
+// a text with none of them makes no claim and skips the regexp.
+var claimWords = []string{"this is", "this was", "this's", "this’s", "it's", "it’s", "it is", "it was", " as",
+	"risk", "ignore", "disregard", "skip", "bypass", "purposes", "nothing ", "not "}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // claimRE matches a text's claims about its own type, risk or purpose.
@@ -251,6 +272,9 @@ var claimRE = regexp.MustCompile(`(?i)` +
 // Claims returns the sentences of text that describe the text itself and
 // that the classifier therefore ignores.
 func Claims(text string) []string {
+	if !containsAny(strings.ToLower(text), claimWords...) {
+		return nil
+	}
 	return claimRE.FindAllString(text, -1)
 }
 
@@ -289,8 +313,12 @@ var tokenRE = regexp.MustCompile(`[a-z0-9][a-z0-9+#'’./:-]*[a-z0-9+#:]|[a-z0-9
 // earns writing nothing. Appending or prepending a claim therefore never
 // raises a lower-risk type's score nor lowers a high-risk one's.
 func Classify(text string) (string, float64, map[string]float64) {
-	full := rawScores(strings.ToLower(text))
-	stripped := rawScores(strings.ToLower(claimRE.ReplaceAllString(text, " ")))
+	lc := strings.ToLower(text)
+	full := rawScores(lc)
+	stripped := full
+	if containsAny(lc, claimWords...) && claimRE.MatchString(text) { // most texts make no claim about themselves
+		stripped = rawScores(strings.ToLower(claimRE.ReplaceAllString(text, " ")))
+	}
 	raw := map[string]float64{}
 	for _, t := range TaskTypes {
 		if intrinsicRisk[t] == RiskHigh {
@@ -338,7 +366,7 @@ func rawScores(clean string) map[string]float64 {
 		}
 	}
 	for _, f := range formFeatures {
-		if f.re.MatchString(clean) {
+		if f.guard(clean) && f.re.MatchString(clean) {
 			raw[f.typ] += f.w
 		}
 	}
