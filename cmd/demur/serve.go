@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/demurhq/demur"
 	"github.com/demurhq/demur/natsbus"
 	"github.com/demurhq/demur/override"
+	"github.com/demurhq/demur/policy"
 	"github.com/demurhq/demur/sla"
 	"github.com/demurhq/demur/web"
 )
@@ -26,10 +29,45 @@ import (
 func init() { addCommand(newServeCmd) }
 
 type serveOptions struct {
+	policy string
 	store  string
 	listen string
 	nats   string
 	sla    string
+}
+
+// policyRequirements answers the override service from a policy file: the
+// role and approvals an action needs on a job come from the overrides
+// section of the job's task type, read from the job's first record.
+func policyRequirements(ctx context.Context, store demur.Store, pf *policy.File) override.Requirements {
+	var mu sync.Mutex
+	types := map[string]string{}
+	return func(job string, a demur.Action) (demur.OperatorRole, int) {
+		mu.Lock()
+		t, ok := types[job]
+		mu.Unlock()
+		if !ok {
+			t = jobTaskType(ctx, store, job)
+			mu.Lock()
+			types[job] = t
+			mu.Unlock()
+		}
+		return pf.OverrideRule(t, a)
+	}
+}
+
+// jobTaskType is the task type a job's job.start record declares, "" when
+// the job is unknown (its overrides then follow the policy's "other" rules).
+func jobTaskType(ctx context.Context, store demur.Store, job string) string {
+	recs, err := store.Records(ctx, demur.Query{Job: job, Stream: job, Kinds: []demur.RecordKind{demur.RecJobStart}, Limit: 1})
+	if err != nil || len(recs) == 0 {
+		return ""
+	}
+	var p demur.JobStartPayload
+	if json.Unmarshal(recs[0].Payload, &p) != nil {
+		return ""
+	}
+	return p.TaskType
 }
 
 func newServeCmd() *cobra.Command {
@@ -57,6 +95,7 @@ it for anything else, since bearer tokens must not cross a network in clear.`,
 	f.StringVar(&o.store, "store", "", "store URL (default $"+storeEnv+")")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.nats, "nats", "", "NATS URL to broadcast approved overrides on (optional)")
+	f.StringVar(&o.policy, "policy", "", "router policy file whose overrides section says who may request which override (default: the shipped policy)")
 	f.StringVar(&o.sla, "sla", "", "SLA file: check it every 30s, alert its webhook, show it on the dashboard and /metrics (optional)")
 	return cmd
 }
@@ -70,7 +109,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	opts := override.Options{Store: store, Logger: logger}
+	pf := policy.DefaultFile()
+	if o.policy != "" {
+		if pf, err = policy.Load(o.policy); err != nil {
+			return usageError(err)
+		}
+	}
+	opts := override.Options{Store: store, Logger: logger, Requirements: policyRequirements(ctx, store, pf)}
 	if o.nats != "" {
 		bus, err := natsbus.Connect(ctx, o.nats, natsbus.ConnectOptions{Name: "demur-serve"})
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/demurhq/demur"
 	"github.com/demurhq/demur/override"
+	"github.com/demurhq/demur/policy"
 	"github.com/demurhq/demur/storeurl"
 )
 
@@ -85,5 +87,35 @@ func TestServeUsageErrors(t *testing.T) {
 	store := "sqlite://" + filepath.Join(t.TempDir(), "demur.db")
 	if code, _, _ := runCLI(t, "serve", "--store", store, "--listen", "not-an-address"); code != exitUsage {
 		t.Errorf("bad listen address: exit %d", code)
+	}
+}
+
+// TestPolicyRequirements: serve takes who may request an override from the
+// policy file's rules for the job's task type.
+func TestPolicyRequirements(t *testing.T) {
+	ctx := context.Background()
+	st, err := storeurl.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "demur.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	payload, _ := json.Marshal(demur.JobStartPayload{TaskType: "long_form_document"})
+	if err := st.Append(ctx, &demur.Record{Job: "j-1", Stream: "j-1", Kind: demur.RecJobStart, Actor: "coordinator", Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	pf, err := policy.Parse("p.yaml", []byte(`version: 1
+task_types:
+  long_form_document:
+    overrides: {force: {role: operator, approvals: 1}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := policyRequirements(ctx, st, pf)
+	if role, n := req("j-1", demur.ActionForce); role != demur.RoleOperator || n != 1 {
+		t.Fatalf("long-form force: %s × %d", role, n)
+	}
+	if role, n := req("unknown-job", demur.ActionForce); role != demur.RoleAdmin || n != 2 {
+		t.Fatalf("unknown job's force: %s × %d, want the defaults", role, n)
 	}
 }
