@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // RecordKind names what a record is about.
@@ -93,6 +96,28 @@ func (r *Record) ComputeHash() string {
 func (r *Record) Seal(prev string) {
 	r.PrevHash = prev
 	r.Hash = r.ComputeHash()
+}
+
+// Validate rejects what some store could not hold or give back exactly,
+// so that every store accepts the same records: a record needs a stream;
+// stream, job, kind and actor must be UTF-8 without NUL (PostgreSQL text
+// holds neither); the time must lie in years 1–9999, which RFC 3339 (the
+// hashed form) can parse back.
+func (r *Record) Validate() error {
+	if r.Stream == "" {
+		return errors.New("no stream")
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"stream", r.Stream}, {"job", r.Job}, {"kind", string(r.Kind)}, {"actor", r.Actor},
+	} {
+		if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+			return fmt.Errorf("%s %q is not valid UTF-8 text without NUL", f.name, f.v)
+		}
+	}
+	if y := r.Time.UTC().Year(); !r.Time.IsZero() && (y < 1 || y > 9999) {
+		return fmt.Errorf("time %v outside years 1-9999", r.Time)
+	}
+	return nil
 }
 
 // BlobHash returns the content address of a body stored apart from records.

@@ -33,7 +33,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/demurhq/demur"
 	"modernc.org/sqlite"
@@ -333,7 +332,7 @@ func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
 		if r == nil {
 			return fmt.Errorf("append: record %d is nil", i)
 		}
-		if err := validate(r); err != nil {
+		if err := r.Validate(); err != nil {
 			return fmt.Errorf("append: record %d: %w", i, err)
 		}
 		o.recs[i] = *r
@@ -371,27 +370,6 @@ func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
 }
 
 var errClosed = errors.New("store closed")
-
-// validate rejects what some store could not hold or give back exactly, so
-// that every store accepts the same records.
-func validate(r *demur.Record) error {
-	if r.Stream == "" {
-		return errors.New("no stream")
-	}
-	for _, f := range [...]struct{ name, v string }{
-		{"stream", r.Stream}, {"job", r.Job}, {"kind", string(r.Kind)}, {"actor", r.Actor},
-	} {
-		// PostgreSQL text holds neither NUL nor invalid UTF-8.
-		if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
-			return fmt.Errorf("%s %q is not valid UTF-8 text without NUL", f.name, f.v)
-		}
-	}
-	// Outside years 1-9999, RFC 3339 (the hashed form) cannot parse back.
-	if y := r.Time.UTC().Year(); !r.Time.IsZero() && (y < 1 || y > 9999) {
-		return fmt.Errorf("time %v outside years 1-9999", r.Time)
-	}
-	return nil
-}
 
 func (s *Store) submit(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
