@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/demurhq/demur"
 	"github.com/demurhq/demur/audit"
+	"github.com/demurhq/demur/internal/fsynccount"
 	"github.com/demurhq/demur/postgres"
 	"github.com/demurhq/demur/sqlite"
 )
@@ -216,40 +215,16 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// startFsyncCounter counts this process's fsync and fdatasync calls with
-// perf(1) tracepoints; the returned function stops it and reports the count,
-// or false when perf is unavailable (the metric is then left out).
+// startFsyncCounter counts this process's fsyncs (internal/fsynccount);
+// the metric is left out where perf cannot count.
 func startFsyncCounter(b *testing.B) func() (int64, bool) {
-	perf, err := exec.LookPath("perf")
-	if err != nil {
-		return func() (int64, bool) { return 0, false }
-	}
-	cmd := exec.Command(perf, "stat", "-x,", "-e", "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync", "-p", strconv.Itoa(os.Getpid()))
-	var out bytes.Buffer
-	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		return func() (int64, bool) { return 0, false }
-	}
-	time.Sleep(200 * time.Millisecond) // perf attaches to every thread before the loop
+	stop := fsynccount.Start()
 	return func() (int64, bool) {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-		var n int64
-		found := false
-		sc := bufio.NewScanner(&out)
-		for sc.Scan() {
-			f := strings.Split(sc.Text(), ",")
-			if len(f) > 2 && strings.HasPrefix(f[2], "syscalls:") {
-				if v, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					n += v
-					found = true
-				}
-			}
+		n, ok, why := stop()
+		if !ok {
+			b.Logf("perf could not count fsyncs: %s", why)
 		}
-		if !found {
-			b.Logf("perf could not count fsyncs: %s", strings.TrimSpace(out.String()))
-		}
-		return n, found
+		return n, ok
 	}
 }
 
