@@ -120,6 +120,32 @@ func (r *Record) Validate() error {
 	return nil
 }
 
+// DetachForAppend validates records handed to Store.Append and returns
+// copies for the store to fill in, so that a failed Append leaves the
+// caller's records untouched. Stores call it first, then SettleAppend.
+func DetachForAppend(recs []*Record) ([]Record, error) {
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		if r == nil {
+			return nil, fmt.Errorf("record %d is nil", i)
+		}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		out[i] = *r
+	}
+	return out, nil
+}
+
+// SettleAppend copies what a store assigned (Seq, Time, PrevHash, Hash)
+// back into the caller's records once the append is durable.
+func SettleAppend(recs []*Record, done []Record) {
+	for i, r := range recs {
+		c := &done[i]
+		r.Seq, r.Time, r.PrevHash, r.Hash = c.Seq, c.Time, c.PrevHash, c.Hash
+	}
+}
+
 // BlobHash returns the content address of a body stored apart from records.
 func BlobHash(data []byte) string {
 	sum := sha256.Sum256(data)

@@ -52,3 +52,22 @@ func TestRoles(t *testing.T) {
 		t.Fatal("role order is wrong")
 	}
 }
+
+func TestDetachAndSettle(t *testing.T) {
+	if _, err := DetachForAppend([]*Record{{Stream: "s"}, nil}); err == nil {
+		t.Fatal("a nil record was accepted")
+	}
+	r := &Record{Stream: "s"}
+	copies, err := DetachForAppend([]*Record{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies[0].Seq, copies[0].Hash = 7, "h"
+	if r.Seq != 0 {
+		t.Fatal("the store's copy aliases the caller's record")
+	}
+	SettleAppend([]*Record{r}, copies)
+	if r.Seq != 7 || r.Hash != "h" {
+		t.Fatalf("settled %+v", r)
+	}
+}

@@ -327,26 +327,18 @@ func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	o := &op{ctx: ctx, recs: make([]demur.Record, len(recs)), err: make(chan error, 1)}
-	for i, r := range recs {
-		if r == nil {
-			return fmt.Errorf("append: record %d is nil", i)
-		}
-		if err := r.Validate(); err != nil {
-			return fmt.Errorf("append: record %d: %w", i, err)
-		}
-		o.recs[i] = *r
+	copies, err := demur.DetachForAppend(recs)
+	if err != nil {
+		return fmt.Errorf("append: %w", err)
 	}
+	o := &op{ctx: ctx, recs: copies, err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
 	if err := <-o.err; err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	for i, r := range recs {
-		c := &o.recs[i]
-		r.Seq, r.Time, r.PrevHash, r.Hash = c.Seq, c.Time, c.PrevHash, c.Hash
-	}
+	demur.SettleAppend(recs, o.recs)
 	return nil
 }
 
