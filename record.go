@@ -184,3 +184,28 @@ type Store interface {
 	Records(ctx context.Context, q Query) ([]*Record, error)
 	Close() error
 }
+
+// BlobAppender is implemented by stores that can write blobs and the
+// records that name them in one commit. AppendWithBlobs uses it.
+type BlobAppender interface {
+	// AppendWithBlobs stores blobs and appends recs, as Append, in one
+	// atomic commit: the records are never durable without their blobs.
+	AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*Record) error
+}
+
+// AppendWithBlobs stores blobs and then appends recs to st. A store that
+// implements BlobAppender does both in one commit, which saves a commit
+// for every output a caller records; any other store gets PutBlob for each
+// blob and then Append, which keeps the order (a blob left behind by a
+// failed Append is unreferenced, not lost).
+func AppendWithBlobs(ctx context.Context, st Store, blobs [][]byte, recs ...*Record) error {
+	if ba, ok := st.(BlobAppender); ok && len(blobs) > 0 {
+		return ba.AppendWithBlobs(ctx, blobs, recs...)
+	}
+	for _, b := range blobs {
+		if _, err := st.PutBlob(ctx, b); err != nil {
+			return err
+		}
+	}
+	return st.Append(ctx, recs...)
+}

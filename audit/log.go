@@ -43,7 +43,10 @@ type Log struct {
 	wpath   string
 }
 
-var _ demur.Store = (*Log)(nil)
+var (
+	_ demur.Store        = (*Log)(nil)
+	_ demur.BlobAppender = (*Log)(nil)
+)
 
 // streamState is what Log knows of one stream's head. Its mutex is held
 // across the store's Append, because a prediction is only good while no
@@ -131,8 +134,14 @@ func (l *Log) lockStreams(names []string) (map[string]*streamState, func()) {
 // everything in one call to the wrapped store. On error recs are left as
 // they were.
 func (l *Log) Append(ctx context.Context, recs ...*demur.Record) error {
+	return l.AppendWithBlobs(ctx, nil, recs...)
+}
+
+// AppendWithBlobs stores blobs and appends recs, as Append, in one commit
+// where the store can (demur.BlobAppender).
+func (l *Log) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*demur.Record) error {
 	if len(recs) == 0 {
-		return nil
+		return demur.AppendWithBlobs(ctx, l.store, blobs)
 	}
 	var names []string
 	seen := map[string]bool{}
@@ -171,7 +180,7 @@ func (l *Log) Append(ctx context.Context, recs ...*demur.Record) error {
 			out, cps = append(out, cr), append(cps, c)
 		}
 	}
-	if err := l.commit(ctx, out, states); err != nil {
+	if err := l.commit(ctx, blobs, out, states); err != nil {
 		for i, r := range recs {
 			*r = saved[i]
 		}
@@ -195,7 +204,7 @@ func (l *Log) Checkpoint(ctx context.Context, stream string) error {
 		return nil
 	}
 	c, cr := l.checkpoint(stream, s.job, s, time.Now().UTC().Truncate(time.Microsecond))
-	if err := l.commit(ctx, []*demur.Record{cr}, states); err != nil {
+	if err := l.commit(ctx, nil, []*demur.Record{cr}, states); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", stream, err)
 	}
 	l.witnessAll([]*Checkpoint{c})
@@ -207,12 +216,12 @@ func (l *Log) Checkpoint(ctx context.Context, stream string) error {
 // wrong prediction means someone appended around the Log; it is an error
 // only when a checkpoint of this call signed the wrong head (the records
 // are durable all the same).
-func (l *Log) commit(ctx context.Context, out []*demur.Record, states map[string]*streamState) error {
+func (l *Log) commit(ctx context.Context, blobs [][]byte, out []*demur.Record, states map[string]*streamState) error {
 	predicted := make([]string, len(out))
 	for i, r := range out {
 		predicted[i] = r.Hash
 	}
-	if err := l.store.Append(ctx, out...); err != nil {
+	if err := demur.AppendWithBlobs(ctx, l.store, blobs, out...); err != nil {
 		for _, s := range states {
 			s.loaded = false
 		}

@@ -85,18 +85,44 @@ type Store struct {
 	wconn *pgx.Conn // owned by the writer goroutine
 }
 
-var _ demur.Store = (*Store)(nil)
+var (
+	_ demur.Store        = (*Store)(nil)
+	_ demur.BlobAppender = (*Store)(nil)
+)
 
+// op is one caller's request to the writer: blobs to put, then records
+// to append (either may be empty).
 type op struct {
-	ctx  context.Context
-	recs []demur.Record // copies; the writer fills in seq, time and hashes
-	blob []byte
+	ctx   context.Context
+	blobs []blob
+	recs  []demur.Record // copies; the writer fills in seq, time and hashes
+	err   chan error
+}
+
+// blob is one blob of an op, with its content hash.
+type blob struct {
 	hash string
-	err  chan error
+	data []byte
+}
+
+// blobsOf hashes data for an op. The column is NOT NULL, and nil would
+// encode as NULL, so nil becomes empty.
+func blobsOf(data [][]byte) []blob {
+	out := make([]blob, len(data))
+	for i, d := range data {
+		if d == nil {
+			d = []byte{}
+		}
+		out[i] = blob{hash: demur.BlobHash(d), data: d}
+	}
+	return out
 }
 
 func (o *op) size() int {
-	n := len(o.blob)
+	n := 0
+	for _, b := range o.blobs {
+		n += len(b.data)
+	}
 	for i := range o.recs {
 		n += len(o.recs[i].Payload)
 	}
@@ -191,14 +217,20 @@ func migrate(ctx context.Context, conn *pgx.Conn) error {
 // connection drops during the commit, the outcome is unknown: the error
 // says so, and the records may or may not be in the log.
 func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
-	if len(recs) == 0 {
+	return s.AppendWithBlobs(ctx, nil, recs...)
+}
+
+// AppendWithBlobs stores blobs and appends recs, as Append, in one
+// transaction: one commit where PutBlob and Append would take two.
+func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*demur.Record) error {
+	if len(recs) == 0 && len(blobs) == 0 {
 		return nil
 	}
 	copies, err := demur.DetachForAppend(recs)
 	if err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	o := &op{ctx: ctx, recs: copies, err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: blobsOf(blobs), recs: copies, err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
@@ -214,18 +246,14 @@ func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
 // next Append's synchronous commit flushes the WAL past it, so a record
 // appended after PutBlob returns never refers to a blob lost in a crash.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
-	h := demur.BlobHash(data)
-	if data == nil {
-		data = []byte{} // the column is NOT NULL; nil would encode as NULL
-	}
-	o := &op{ctx: ctx, blob: data, hash: h, err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: blobsOf([][]byte{data}), err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return "", fmt.Errorf("put blob: %w", err)
 	}
 	if err := <-o.err; err != nil {
-		return "", fmt.Errorf("put blob %s: %w", h, err)
+		return "", fmt.Errorf("put blob %s: %w", o.blobs[0].hash, err)
 	}
-	return h, nil
+	return o.blobs[0].hash, nil
 }
 
 var errClosed = errors.New("store closed")
@@ -576,8 +604,10 @@ func snapshotHeads(heads map[string]head, recs []demur.Record) map[string]head {
 // queueOp queues the statements of one op on b, advancing heads, and
 // returns the op's records as they will be once committed.
 func (s *Store) queueOp(b *pgx.Batch, o *op, heads map[string]head, now time.Time) []demur.Record {
-	if o.recs == nil {
-		b.Queue("INSERT INTO demur_blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", o.hash, o.blob)
+	for _, bl := range o.blobs {
+		b.Queue("INSERT INTO demur_blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", bl.hash, bl.data)
+	}
+	if len(o.recs) == 0 {
 		return nil
 	}
 	recs := slices.Clone(o.recs)

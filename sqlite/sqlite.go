@@ -112,7 +112,10 @@ type Store struct {
 	args     []any              // bind arguments, reused between statements
 }
 
-var _ demur.Store = (*Store)(nil)
+var (
+	_ demur.Store        = (*Store)(nil)
+	_ demur.BlobAppender = (*Store)(nil)
+)
 
 type head struct {
 	seq  int64
@@ -122,17 +125,39 @@ type head struct {
 // jobStream is a row of stream_jobs: stream holds records of job.
 type jobStream struct{ job, stream string }
 
-// op is one caller's request to the writer: an append (recs) or a blob put.
+// op is one caller's request to the writer: blobs to put, then records
+// to append (either may be empty).
 type op struct {
-	ctx  context.Context
-	recs []demur.Record // copies; the writer fills in seq, time and hashes
-	blob []byte
+	ctx   context.Context
+	blobs []blob
+	recs  []demur.Record // copies; the writer fills in seq, time and hashes
+	err   chan error     // buffered; receives exactly one result
+}
+
+// blob is one blob of an op, with its content hash.
+type blob struct {
 	hash string
-	err  chan error // buffered; receives exactly one result
+	data []byte
+}
+
+// blobsOf hashes data for an op. The column is NOT NULL, and a nil slice
+// would bind NULL, so nil becomes empty.
+func blobsOf(data [][]byte) []blob {
+	out := make([]blob, len(data))
+	for i, d := range data {
+		if d == nil {
+			d = []byte{}
+		}
+		out[i] = blob{hash: demur.BlobHash(d), data: d}
+	}
+	return out
 }
 
 func (o *op) size() int {
-	n := len(o.blob)
+	n := 0
+	for _, b := range o.blobs {
+		n += len(b.data)
+	}
 	for i := range o.recs {
 		n += len(o.recs[i].Payload)
 	}
@@ -324,14 +349,23 @@ func (s *Store) Path() string { return s.path }
 // they were. A context canceled before the records reach the writer aborts
 // the call; once they are being written, Append waits for the commit.
 func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
-	if len(recs) == 0 {
+	return s.AppendWithBlobs(ctx, nil, recs...)
+}
+
+// AppendWithBlobs stores blobs and appends recs, as Append, in one
+// transaction: one commit where PutBlob and Append would take two.
+func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*demur.Record) error {
+	if len(recs) == 0 && len(blobs) == 0 {
 		return nil
 	}
 	copies, err := demur.DetachForAppend(recs)
 	if err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	o := &op{ctx: ctx, recs: copies, err: make(chan error, 1)}
+	if len(copies) == 0 {
+		copies = nil // an op with no records is a blob put: no fsync of its own
+	}
+	o := &op{ctx: ctx, blobs: blobsOf(blobs), recs: copies, err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
@@ -347,18 +381,14 @@ func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
 // Append, so a record appended after PutBlob returns never refers to a
 // blob lost in a crash. Concurrent puts share commits with appends.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
-	h := demur.BlobHash(data)
-	if data == nil {
-		data = []byte{} // the column is NOT NULL; a nil slice would bind NULL
-	}
-	o := &op{ctx: ctx, blob: data, hash: h, err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: blobsOf([][]byte{data}), err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return "", fmt.Errorf("put blob: %w", err)
 	}
 	if err := <-o.err; err != nil {
-		return "", fmt.Errorf("put blob %s: %w", h, err)
+		return "", fmt.Errorf("put blob: %w", err)
 	}
-	return h, nil
+	return o.blobs[0].hash, nil
 }
 
 var errClosed = errors.New("store closed")
@@ -607,11 +637,10 @@ func (s *Store) commitFast(ctx context.Context, batch []*op, results []error) bo
 		if results[i] != nil {
 			continue
 		}
-		if o.recs == nil {
-			if w.putBlob(ctx, o.hash, o.blob) != nil {
+		for _, b := range o.blobs {
+			if w.putBlob(ctx, b) != nil {
 				return false
 			}
-			continue
 		}
 		for j := range o.recs {
 			r := &o.recs[j]
@@ -647,10 +676,13 @@ func (s *Store) commitEach(ctx context.Context, batch []*op, results []error) {
 		if results[i] != nil {
 			continue
 		}
-		if o.recs != nil {
+		for _, b := range o.blobs {
+			if results[i] = w.putBlob(ctx, b); results[i] != nil {
+				break
+			}
+		}
+		if results[i] == nil && o.recs != nil {
 			results[i] = w.append(ctx, o.recs)
-		} else {
-			results[i] = w.putBlob(ctx, o.hash, o.blob)
 		}
 	}
 	s.finish(w, results)
@@ -855,12 +887,12 @@ func (w *batchWriter) append(ctx context.Context, recs []demur.Record) (err erro
 	return nil
 }
 
-func (w *batchWriter) putBlob(ctx context.Context, hash string, data []byte) error {
+func (w *batchWriter) putBlob(ctx context.Context, b blob) error {
 	if w.blob == nil {
 		w.blob = w.tx.StmtContext(ctx, w.s.insBlob)
 	}
-	if _, err := w.blob.ExecContext(ctx, hash, data); err != nil {
-		return fmt.Errorf("insert: %w", err)
+	if _, err := w.blob.ExecContext(ctx, b.hash, b.data); err != nil {
+		return fmt.Errorf("insert blob %s: %w", b.hash, err)
 	}
 	return nil
 }

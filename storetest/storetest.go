@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 		{"Concurrent", testConcurrent},
 		{"Query", testQuery},
 		{"Blobs", testBlobs},
+		{"AppendWithBlobs", testAppendWithBlobs},
 		{"Reopen", testReopen},
 		{"CanceledContext", testCanceled},
 		{"ZeroRecords", testZeroRecords},
@@ -422,6 +423,57 @@ func testBlobs(t *testing.T, open Opener) {
 			t.Fatalf("Blob(shared %d) = %q, %v", i, got, err)
 		}
 	}
+}
+
+// testAppendWithBlobs: blobs and records written together, concurrently,
+// each call settled on its own records; a bad call among good ones fails
+// alone and writes none of its records.
+func testAppendWithBlobs(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := ctxFor(t)
+	const calls = 24
+	errs := make([]error, calls)
+	recs := make([][]*demur.Record, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		recs[i] = []*demur.Record{rec("wb", demur.RecTurn, fmt.Sprintf(`{"call":%d}`, i)), rec("wb", demur.RecVerdict, fmt.Sprintf(`{"call":%d}`, i))}
+		if i == 7 {
+			recs[i][1].Actor = "nul\x00byte"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = demur.AppendWithBlobs(ctx, s, [][]byte{fmt.Appendf(nil, "output %d", i), []byte("shared")}, recs[i]...)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == 7) {
+			t.Fatalf("call %d: AppendWithBlobs = %v", i, err)
+		}
+		if i == 7 {
+			continue
+		}
+		if recs[i][0].Seq == 0 || recs[i][1].Seq != recs[i][0].Seq+1 || recs[i][1].PrevHash != recs[i][0].Hash {
+			t.Fatalf("call %d: records not settled in order: %s, %s", i, brief(recs[i][0]), brief(recs[i][1]))
+		}
+		if got, err := s.Blob(ctx, demur.BlobHash(fmt.Appendf(nil, "output %d", i))); err != nil || string(got) != fmt.Sprintf("output %d", i) {
+			t.Fatalf("call %d: Blob = %q, %v", i, got, err)
+		}
+	}
+	verify(t, s, "wb", 2*(calls-1))
+	if err := demur.AppendWithBlobs(ctx, s, [][]byte{[]byte("alone"), nil}); err != nil {
+		t.Fatalf("AppendWithBlobs(blobs only) = %v", err)
+	}
+	for _, data := range []string{"alone", ""} {
+		if _, err := s.Blob(ctx, demur.BlobHash([]byte(data))); err != nil {
+			t.Fatalf("Blob(%q) after a blobs-only call: %v", data, err)
+		}
+	}
+	if err := demur.AppendWithBlobs(ctx, s, nil, rec("wb", demur.RecTurn, `1`)); err != nil {
+		t.Fatalf("AppendWithBlobs(records only) = %v", err)
+	}
+	verify(t, s, "wb", 2*(calls-1)+1)
 }
 
 func testReopen(t *testing.T, open Opener) {
