@@ -126,6 +126,7 @@ type Coordinator struct {
 	started     bool
 	ended       *demur.JobEndPayload
 	pending     []*demur.Record
+	blobs       [][]byte // outputs the pending records name, written with them
 	outbox      []outMsg
 }
 
@@ -302,10 +303,7 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 		c.backendFailed(res)
 		return nil
 	}
-	blob, words, err := c.recordTurn(ctx, a, res)
-	if err != nil {
-		return err
-	}
+	blob, words := c.recordTurn(a, res)
 	v := c.judge(a, res)
 	d := c.decide(a, res, v)
 	if d.Action == demur.ActionAccept {
@@ -326,13 +324,14 @@ func (c *Coordinator) backendFailed(res *Result) {
 	c.requeue(queued{task: c.byID[res.Task.ID], avoid: res.Agent})
 }
 
-// recordTurn stores the output as a blob and records the turn and the
-// simulator's ground truth, if any.
-func (c *Coordinator) recordTurn(ctx context.Context, a *agentState, res *Result) (blob string, words int, err error) {
+// recordTurn queues the output as a blob and records the turn and the
+// simulator's ground truth, if any. The blob is written with the records,
+// in the same commit, at the next flush.
+func (c *Coordinator) recordTurn(a *agentState, res *Result) (blob string, words int) {
 	t := &res.Turn
-	if blob, err = c.cfg.Store.PutBlob(ctx, []byte(t.Output)); err != nil {
-		return "", 0, fmt.Errorf("store output: %w", err)
-	}
+	out := []byte(t.Output)
+	blob = demur.BlobHash(out)
+	c.blobs = append(c.blobs, out)
 	words = countWords(t.Output)
 	a.tokens += int64(t.Usage.CompletionTokens)
 	a.words += int64(words)
@@ -345,7 +344,7 @@ func (c *Coordinator) recordTurn(ctx context.Context, a *agentState, res *Result
 	if len(res.Truth) > 0 {
 		c.record(demur.RecTruth, "sim", demur.TruthPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Truth: res.Truth})
 	}
-	return blob, words, nil
+	return blob, words
 }
 
 // judge runs the detector and the early-warning monitor on a turn, counts
@@ -566,11 +565,13 @@ func (c *Coordinator) send(agent string, as Assignment) {
 // flush makes pending records durable, then sends pending messages: a
 // decision is in the log before it takes effect.
 func (c *Coordinator) flush(ctx context.Context) error {
-	if len(c.pending) > 0 {
-		if err := c.cfg.Store.Append(ctx, c.pending...); err != nil {
+	if len(c.pending) > 0 || len(c.blobs) > 0 {
+		if err := demur.AppendWithBlobs(ctx, c.cfg.Store, c.blobs, c.pending...); err != nil {
 			return fmt.Errorf("append records: %w", err)
 		}
 		c.pending = c.pending[:0]
+		clear(c.blobs) // drop the outputs
+		c.blobs = c.blobs[:0]
 	}
 	for _, o := range c.appliedNow {
 		if c.cfg.OnOverrideApplied != nil {
