@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -88,9 +89,22 @@ func appendString(dst []byte, s string) []byte {
 
 // ComputeHash returns the hex SHA-256 of the record's canonical encoding.
 func (r *Record) ComputeHash() string {
-	sum := sha256.Sum256(r.Canonical())
+	bp := canonicalBufs.Get().(*[]byte)
+	b := r.AppendCanonical((*bp)[:0])
+	sum := sha256.Sum256(b)
+	if cap(b) <= maxPooledCanonical {
+		*bp = b[:0]
+		canonicalBufs.Put(bp)
+	}
 	return hex.EncodeToString(sum[:])
 }
+
+// canonicalBufs recycles ComputeHash's encoding buffers: every append
+// hashes every record, and on a busy log the buffers were most of what
+// hashing allocated. A buffer grown by a huge payload is left to the GC.
+var canonicalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledCanonical = 64 << 10
 
 // Seal sets PrevHash to prev and Hash to the record's hash.
 func (r *Record) Seal(prev string) {

@@ -38,6 +38,7 @@ func newBenchCmd() *cobra.Command {
   endurance        refusal rate and abandonment threshold on a long, repetitive, benign task
   frontier         where P(refusal) crosses 10/50/90% over task length × repetitiveness
   compare          two runs side by side
+  proxy            what demur proxy adds to a request: latency and CPU
 
 Each run prints Markdown (or one JSON object with --json); --out DIR writes
 bench.json, bench.md and bench.html (self-contained, inline SVG plots).
@@ -46,7 +47,7 @@ anthropic backends print their planned requests and tokens first and need
 --yes above --limit tokens.`,
 	}
 	cmd.AddCommand(newBenchDetectionCmd(), newBenchAppropriatenessCmd(), newBenchEnduranceCmd(),
-		newBenchFrontierCmd(), newBenchCompareCmd())
+		newBenchFrontierCmd(), newBenchCompareCmd(), newBenchProxyCmd())
 	return cmd
 }
 

@@ -49,6 +49,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	profileFlags(root)
 	for _, f := range commands {
 		root.AddCommand(f())
 	}
@@ -91,6 +92,9 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
+	if perr := stopProfile(); err == nil && perr != nil {
+		err = perr
+	}
 	if err == nil {
 		return exitOK
 	}
