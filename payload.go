@@ -55,6 +55,12 @@ type TurnPayload struct {
 	Started         time.Time     `json:"started"`
 	Elapsed         time.Duration `json:"elapsed_ns"`
 	Error           string        `json:"error,omitempty"`
+	// Provider is the API the turn went to ("openai", "anthropic") when the
+	// writer knows it and the job's agent list does not (the proxy).
+	Provider string `json:"provider,omitempty"`
+	// Traceparent is the W3C trace context the client sent with the
+	// request (the proxy), so that the turn's span joins the client's trace.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // VerdictPayload records the detector's verdict on a turn.

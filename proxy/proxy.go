@@ -344,6 +344,10 @@ type meta struct {
 	job, agent, taskType, trace string
 	named                       bool // the agent identified itself
 	declared                    bool // a route or header named the task type
+
+	// traceparent is the client's W3C trace context, canonical; it goes
+	// into the turn records so that the exchange's spans join its trace.
+	traceparent string
 }
 
 var (
@@ -353,6 +357,9 @@ var (
 
 func (s *Server) metaOf(r *http.Request, route Route) meta {
 	m := meta{job: s.cfg.Job, agent: "anonymous", taskType: "default", trace: newTraceID()}
+	if tp, ok := traceparent(r.Header.Get("Traceparent")); ok {
+		m.traceparent = tp
+	}
 	if j := r.Header.Get(HeaderJob); jobRE.MatchString(j) {
 		m.job = j
 	}
@@ -539,13 +546,16 @@ func (ex *exchange) fetch(ctx context.Context, body []byte, attempt int) (int, h
 	if err != nil {
 		return 0, nil, nil, nil, fmt.Errorf("build request: %w", err)
 	}
-	req.Header = ex.header.Clone()
+	req.Header = ex.header
+	if attempt > 1 {
+		req.Header = ex.header.Clone() // the first attempt's request may still hold it
+	}
 	resp, err := ex.s.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, nil, err
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, ex.s.cfg.MaxResponse))
+	out, err := readAll(resp, ex.s.cfg.MaxResponse)
 	if err != nil {
 		return 0, nil, nil, nil, fmt.Errorf("read response: %w", err)
 	}
@@ -571,6 +581,17 @@ func (ex *exchange) fetch(ctx context.Context, body []byte, attempt int) (int, h
 		hdr.Set(HeaderInjected, ex.injected)
 	}
 	return resp.StatusCode, hdr, out, res, nil
+}
+
+// readAll reads a response body up to limit bytes, in one allocation when
+// the length is declared.
+func readAll(resp *http.Response, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + 1) // +1: ReadFrom wants room to see EOF without growing
+	}
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, limit))
+	return buf.Bytes(), err
 }
 
 // eachData calls fn with every SSE data payload in a complete stream.
@@ -899,7 +920,8 @@ func (ex *exchange) record(ctx context.Context, attempt int, started time.Time, 
 	tp := demur.TurnPayload{Task: ex.m.trace, Agent: ex.m.agent, Attempt: attempt, Model: r.Model, Prompt: ex.req.last,
 		Output: demur.BlobHash(output), OutputBytes: len(output), Words: countWords(r.Output), FinishReason: r.FinishReason,
 		Usage: r.Usage, LPMean: meanOf(res.lps), ProviderRefusal: r.ProviderRefusal, StopCategory: r.StopCategory,
-		StopExplanation: r.StopExplanation, Injected: r.Injected, Started: started.UTC(), Elapsed: elapsed}
+		StopExplanation: r.StopExplanation, Injected: r.Injected, Started: started.UTC(), Elapsed: elapsed,
+		Provider: ex.p.String(), Traceparent: ex.m.traceparent}
 	if tp.Model == "" {
 		tp.Model = ex.req.Model
 	}
@@ -917,7 +939,7 @@ func (ex *exchange) recordError(ctx context.Context, attempt int, started time.T
 		return
 	}
 	tp := demur.TurnPayload{Task: ex.m.trace, Agent: ex.m.agent, Attempt: attempt, Model: ex.req.Model, Prompt: ex.req.last,
-		Started: started.UTC(), Elapsed: elapsed, Error: msg}
+		Started: started.UTC(), Elapsed: elapsed, Error: msg, Provider: ex.p.String(), Traceparent: ex.m.traceparent}
 	if ex.draw.Kind.IsFault() {
 		tp.Injected = string(ex.draw.Kind)
 	}

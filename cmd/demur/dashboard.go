@@ -48,15 +48,20 @@ func withDashboard(ctx context.Context, store demur.Store, logger *slog.Logger, 
 	return opts, stop, nil
 }
 
-// slaInterval is how often `demur serve --sla` checks the objectives.
-const slaInterval = 30 * time.Second
+// slaInterval is how often `demur serve --sla` checks the objectives;
+// runSLAInterval how often `demur run --ui --sla` does, whose job may last
+// less than one serve interval.
+const (
+	slaInterval    = 30 * time.Second
+	runSLAInterval = 5 * time.Second
+)
 
-// withSLA checks spec against the log every slaInterval until ctx ends,
+// withSLA checks spec against the log every interval until ctx ends,
 // delivering burn-rate alerts to the spec's webhook, and serves the last
 // statuses at GET /api/sla (for the dashboard's SLA panel). It returns the
 // collector that puts the burn rates in /metrics, and a stop that waits for
 // the last check, so that the caller may close the store after it.
-func withSLA(ctx context.Context, store demur.Store, logger *slog.Logger, spec *sla.Spec, opts *web.Options) (_ prometheus.Collector, stop func()) {
+func withSLA(ctx context.Context, store demur.Store, logger *slog.Logger, spec *sla.Spec, every time.Duration, opts *web.Options) (_ prometheus.Collector, stop func()) {
 	w := &sla.Watcher{Spec: spec, Store: store}
 	if spec.Alerts.Webhook != "" {
 		w.Notify = &sla.Webhook{URL: spec.Alerts.Webhook, Retries: spec.Alerts.Retries}
@@ -65,7 +70,7 @@ func withSLA(ctx context.Context, store demur.Store, logger *slog.Logger, spec *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.Run(ctx, slaInterval, func(err error) { logger.Warn("sla check", "err", err) })
+		w.Run(ctx, every, func(err error) { logger.Warn("sla check", "err", err) })
 	}()
 	if opts.Extra == nil {
 		opts.Extra = map[string]http.Handler{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/demurhq/demur"
@@ -24,9 +26,11 @@ import (
 	"github.com/demurhq/demur/job"
 	"github.com/demurhq/demur/monitor"
 	"github.com/demurhq/demur/natsbus"
+	"github.com/demurhq/demur/otel"
 	"github.com/demurhq/demur/override"
 	"github.com/demurhq/demur/policy"
 	"github.com/demurhq/demur/refusal"
+	"github.com/demurhq/demur/sla"
 	"github.com/demurhq/demur/storeurl"
 	"github.com/demurhq/demur/web"
 )
@@ -43,6 +47,10 @@ type runOptions struct {
 	// nats, when its url is set, joins an external NATS server and
 	// leaves the agents to `demur agent` workers (docs/distributed.md).
 	nats natsFlags
+	// sla, with ui, is an SLA file checked during the run (as serve --sla).
+	sla string
+	// otlp is the OTLP collector traces go to (docs/tracing.md).
+	otlp string
 }
 
 func newRunCmd() *cobra.Command {
@@ -69,6 +77,8 @@ spec and seed again resumes the job from its log.`,
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	f.StringVar(&o.ui, "ui", "", "serve the dashboard and override API on this address during the run, e.g. 127.0.0.1:8080")
 	f.StringVar(&o.policy, "policy", "", "router policy file, or none for no refusal management (default the spec's, else the shipped policy)")
+	f.StringVar(&o.sla, "sla", "", "with --ui: SLA file checked during the run, as serve --sla does: its webhook alerted, shown on the dashboard and /metrics")
+	registerOTLP(f, &o.otlp)
 	o.nats.register(f, false)
 	return cmd
 }
@@ -90,6 +100,8 @@ type runSummary struct {
 	Words                 int64               `json:"words"`
 	WordsPerSecond        float64             `json:"words_per_s"`
 	ElapsedSeconds        float64             `json:"elapsed_s"`
+	// TraceID is the job's OpenTelemetry trace, when traces are exported.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // plannedJob is a validated spec with everything derived from it, built
@@ -102,6 +114,7 @@ type plannedJob struct {
 	agents   []demur.AgentEntry
 	groups   []int // each agent's group in spec.Agents
 	policy   *policy.Policy
+	sla      *sla.Spec // --sla, loaded
 }
 
 func planJob(path string, o runOptions) (*plannedJob, error) {
@@ -134,6 +147,17 @@ func planJob(path string, o runOptions) (*plannedJob, error) {
 	}
 	if p.policy, err = jobPolicy(spec, o.policy); err != nil {
 		return nil, usageError(err)
+	}
+	if o.sla != "" {
+		if o.ui == "" {
+			return nil, usageError(errors.New("--sla needs --ui: the run's SLA is shown on its dashboard"))
+		}
+		if p.sla, err = sla.Load(o.sla); err != nil {
+			return nil, usageError(err)
+		}
+	}
+	if err := checkOTLP(o.otlp); err != nil {
+		return nil, err
 	}
 	for gi, g := range spec.Agents {
 		for range g.Count {
@@ -179,8 +203,10 @@ func jobPolicy(spec *job.Spec, flag string) (*policy.Policy, error) {
 }
 
 // serveUI serves the dashboard and the override API during a run; approved
-// overrides reach the coordinator over the job's embedded bus.
-func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus, pol *policy.Policy, stderr io.Writer) (stop func(), err error) {
+// overrides reach the coordinator over the job's embedded bus. With an SLA
+// spec it checks the objectives as `demur serve --sla` does, more often,
+// since a run is short.
+func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus, pol *policy.Policy, spec *sla.Spec, stderr io.Writer) (stop func(), err error) {
 	svc, err := override.New(ctx, override.Options{Store: store, Bus: bus,
 		Requirements: func(_ string, a demur.Action) (demur.OperatorRole, int) {
 			r, ok := pol.Overrides[a]
@@ -196,8 +222,18 @@ func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus,
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--ui %s: %w", addr, err))
 	}
-	wopts, stopFeed, err := withDashboard(ctx, store, nil, web.Options{Addr: addr, Overrides: svc})
+	wopts := web.Options{Addr: addr, Overrides: svc}
+	var extra []prometheus.Collector
+	stopSLA := func() {}
+	if spec != nil {
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		var c prometheus.Collector
+		c, stopSLA = withSLA(ctx, store, logger, spec, runSLAInterval, &wopts)
+		extra = append(extra, c)
+	}
+	wopts, stopFeed, err := withDashboard(ctx, store, nil, wopts, extra...)
 	if err != nil {
+		stopSLA()
 		ln.Close()
 		return nil, err
 	}
@@ -209,6 +245,7 @@ func serveUI(ctx context.Context, addr string, store demur.Store, bus demur.Bus,
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		stopFeed()
+		stopSLA()
 	}, nil
 }
 
@@ -295,15 +332,32 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 		return fmt.Errorf("load overrides: %w", err)
 	}
 	if o.ui != "" {
-		stopUI, err := serveUI(ctx, o.ui, store, bus, pol, stderr)
+		stopUI, err := serveUI(ctx, o.ui, store, bus, pol, p.sla, stderr)
 		if err != nil {
 			return err
 		}
 		defer stopUI()
 	}
+	// With tracing on, the coordinator writes through a store that hands
+	// each durable record to the tracer; what the log already holds (a
+	// resumed job) is folded first, so that open spans end right.
+	var cstore demur.Store = alog
+	tracer, stopTracing, err := startTracing(ctx, o.otlp, stderr, otel.Options{})
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	traceID := ""
+	if tracer != nil {
+		if err := tracer.Prime(ctx, store, jobID); err != nil {
+			return err
+		}
+		cstore, traceID = tracer.Store(alog), otel.JobTraceID(jobID).String()
+		fmt.Fprintf(stderr, "demur: job %s is trace %s\n", jobID, traceID)
+	}
 	c := coord.New(coord.Config{
 		Job: jobID, Spec: p.specData, Seed: p.spec.Seed, Tasks: tasks, Agents: p.agents,
-		Bus: dist.coordBus(bus), Store: alog, Policy: pol, Overrides: pending,
+		Bus: dist.coordBus(bus), Store: cstore, Policy: pol, Overrides: pending,
 		OnEvent:     func(e coord.Event) { show.event(e); dist.event(e) },
 		NewDetector: func(string) demur.Detector { return refusal.NewStream(det, 8) },
 		NewMonitor:  func(agent string) coord.HazardModel { return agentHazard{mon, agent} },
@@ -345,6 +399,7 @@ func runJob(ctx context.Context, o runOptions, path string, stdout, stderr io.Wr
 		Missing: rp.Missing, Document: doc, Store: p.storeURL, Agents: rp.Agents,
 		RefusalRate: rp.RefusalRate, MeanAbandonmentTokens: rp.MeanAbandonmentTokens,
 		Turns: rp.Turns, Lost: rp.Lost, Words: rp.Words, WordsPerSecond: float64(rp.Words) / el, ElapsedSeconds: el,
+		TraceID: traceID,
 	}
 	if o.json {
 		enc := json.NewEncoder(stdout)

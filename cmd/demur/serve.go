@@ -20,6 +20,7 @@ import (
 
 	"github.com/demurhq/demur"
 	"github.com/demurhq/demur/natsbus"
+	"github.com/demurhq/demur/otel"
 	"github.com/demurhq/demur/override"
 	"github.com/demurhq/demur/policy"
 	"github.com/demurhq/demur/sla"
@@ -28,12 +29,17 @@ import (
 
 func init() { addCommand(newServeCmd) }
 
+// traceFollowInterval is how often `demur serve --otlp` reads what running
+// jobs appended.
+const traceFollowInterval = 2 * time.Second
+
 type serveOptions struct {
 	policy string
 	store  string
 	listen string
 	nats   string
 	sla    string
+	otlp   string
 }
 
 // policyRequirements answers the override service from a policy file: the
@@ -97,6 +103,7 @@ it for anything else, since bearer tokens must not cross a network in clear.`,
 	f.StringVar(&o.nats, "nats", "", "NATS URL to broadcast approved overrides on (optional)")
 	f.StringVar(&o.policy, "policy", "", "router policy file whose overrides section says who may request which override (default: the shipped policy)")
 	f.StringVar(&o.sla, "sla", "", "SLA file: check it every 30s, alert its webhook, show it on the dashboard and /metrics (optional)")
+	registerOTLP(f, &o.otlp)
 	return cmd
 }
 
@@ -104,11 +111,30 @@ it for anything else, since bearer tokens must not cross a network in clear.`,
 // address it listens on, so that a caller who asked for port 0 learns it.
 func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := checkOTLP(o.otlp); err != nil {
+		return err
+	}
 	store, err := openNamedStore(ctx, o.store)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	// With tracing on, serve exports the spans of what running jobs
+	// append to the store from now on (docs/tracing.md).
+	tracer, stopTracing, err := startTracing(ctx, o.otlp, stderr, otel.Options{})
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if tracer != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tracer.Follow(fctx, store, traceFollowInterval, func(err error) { logger.Warn("trace", "err", err) })
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	pf := policy.DefaultFile()
 	if o.policy != "" {
 		if pf, err = policy.Load(o.policy); err != nil {
@@ -143,7 +169,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			ln.Close()
 			return usageError(err)
 		}
-		c, stopSLA := withSLA(ctx, store, logger, spec, &wopts)
+		c, stopSLA := withSLA(ctx, store, logger, spec, slaInterval, &wopts)
 		defer stopSLA()
 		extra = append(extra, c)
 	}
