@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -224,83 +223,176 @@ var lexicon = map[string]map[string]float64{
 	},
 }
 
-// formFeatures are patterns no word list catches.
-// formFeatures are shapes of text worth points to a type. Each has a cheap
-// literal guard that every match must pass, so that the regular expression
-// (a backtracking scan) runs only on texts that could match it.
-var formFeatures = []struct {
-	typ   string
-	guard func(lc string) bool
-	re    *regexp.Regexp
-	w     float64
-}{
-	{TypeCode, func(lc string) bool {
-		return strings.ContainsAny(lc, "`(){};=+") || containsAny(lc, "def ", "func ", "return ", "const ", "let ", "var ")
-	}, regexp.MustCompile("```|\\b\\w+\\([^)]*\\)|[{};]\\s*$|=>|\\+\\+|\\b(def|func|return|const|let|var)\\s+\\w+\\s*[({=:]"), 3},
-	{TypeCode, func(lc string) bool { return containsAny(lc, ".", "/var/", "/usr/", "port ") },
-		regexp.MustCompile(`\b\w+\.(py|js|ts|go|rs|java|cpp|rb|sh)\b|/var/|/usr/|\bport \d+`), 2},
-	{TypeLongForm, func(lc string) bool { return strings.Contains(lc, "word") }, regexp.MustCompile(`\b\d[\d,]* ?(-word|words)\b`), 2.5},
-	{TypeLongForm, func(lc string) bool { return strings.Contains(lc, "section ") }, regexp.MustCompile(`(?m)^section \d+\.\d+:`), 3},
-	{TypeFinancial, func(lc string) bool { return strings.ContainsAny(lc, "$€£%k") }, regexp.MustCompile(`[$€£]\s?\d|\d+(\.\d+)?%|\b\d+k\b`), 1.5},
-	{TypeMedical, func(lc string) bool { return strings.ContainsAny(lc, "0123456789") }, regexp.MustCompile(`\b\d+(\.\d+)? ?(mg|ml|g/dl|ng/ml|°c|mmhg)\b`), 3},
-	{TypeCustomerSupport, func(lc string) bool { return strings.Contains(lc, "#") }, regexp.MustCompile(`#\d{3,}`), 2.5},
-}
+// The classifier sits on the proxy's per-request path and prompts run to
+// many kilobytes, so it makes a few linear passes over the text and runs
+// no regular expressions: the shapes that were regular expressions (the
+// form features, forms.go, and the claims, claims.go) keep their patterns
+// as their definition and are matched by hand-written equivalents, which
+// classify_diff_test.go checks against the patterns and against the
+// regexp-based classifier they replaced (classify_ref_test.go). Scores are
+// tallied in arrays indexed like TaskTypes; every weight is a multiple of
+// 0.5, so sums are exact and do not depend on the order of addition.
 
-// claimWords: every claimRE match contains one of these (lower-cased), so
-// a text with none of them makes no claim and skips the regexp.
-var claimWords = []string{"this is", "this was", "this's", "this’s", "it's", "it’s", "it is", "it was", " as",
-	"risk", "ignore", "disregard", "skip", "bypass", "purposes", "nothing ", "not "}
+// numTypes is len(TaskTypes).
+const numTypes = 8
 
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
+// tally holds one score per task type, indexed like TaskTypes.
+type tally [numTypes]float64
+
+var (
+	typeIndex = indexTypes()
+	otherIdx  = typeIndex[TypeOther]
+	typeRisk  = func() (r [numTypes]Risk) {
+		for i, t := range TaskTypes {
+			r[i] = intrinsicRisk[t]
 		}
+		return r
+	}()
+)
+
+func indexTypes() map[string]int {
+	if len(TaskTypes) != numTypes {
+		panic("policy: numTypes is not len(TaskTypes)")
 	}
-	return false
-}
-
-// claimRE matches a text's claims about its own type, risk or purpose.
-var claimRE = regexp.MustCompile(`(?i)` +
-	`\b(this|it)(['’]s| is| was)( (just|only|merely|simply|purely|really|actually|totally|completely))? (a|an|for|about|meant as)\b[^.!?:\n]*` +
-	`|\b(treat|consider|classify|label|mark|categori[sz]e|handle|route|tag)( (this|it|the (request|task|prompt)))? as\b[^.!?:\n]*` +
-	`|\b(no|low|zero|minimal)[- ]risk\b[^.!?:\n]*` +
-	`|\b(ignore|disregard|skip|bypass)( (the|any|your|all))? (policy|policies|rules|safety|review|escalation|previous instructions)\b[^.!?:\n]*` +
-	`|\bfor (testing|test|demo|research) purposes( only)?\b[^.!?:\n]*` +
-	`|\b(nothing|not) (serious|real|dangerous|risky|sensitive)\b[^.!?:\n]*`)
-
-// Claims returns the sentences of text that describe the text itself and
-// that the classifier therefore ignores.
-func Claims(text string) []string {
-	if !containsAny(strings.ToLower(text), claimWords...) {
-		return nil
-	}
-	return claimRE.FindAllString(text, -1)
-}
-
-type entry struct {
-	typ string
-	w   float64
-}
-
-var phrases = buildPhrases()
-
-// buildPhrases indexes the lexicon by phrase length for the scan.
-func buildPhrases() map[string][]entry {
-	m := map[string][]entry{}
-	for typ, lex := range lexicon {
-		for p, w := range lex {
-			m[p] = append(m[p], entry{typ, w})
-		}
+	m := make(map[string]int, numTypes)
+	for i, t := range TaskTypes {
+		m[t] = i
 	}
 	return m
 }
 
-const maxPhraseWords = 4
+// toMap is the exported form of a tally.
+func (t *tally) toMap() map[string]float64 {
+	m := make(map[string]float64, numTypes)
+	for i, s := range t {
+		m[TaskTypes[i]] = s
+	}
+	return m
+}
 
-// tokenRE keeps characters that carry meaning inside words: c++, node.js,
-// icd-10, order #.
-var tokenRE = regexp.MustCompile(`[a-z0-9][a-z0-9+#'’./:-]*[a-z0-9+#:]|[a-z0-9#]`)
+type entry struct {
+	typ int // index into TaskTypes
+	w   float64
+}
+
+// phrase is a key of the phrase index: a lexicon entry, the start of a
+// longer one (up to a space), or both.
+type phrase struct {
+	id      int     // the entry's bit in a scan's seen set; -1 if it is only a start
+	prefix  bool    // a longer entry starts with this key and a space
+	entries []entry // the weights per type, by type
+}
+
+const (
+	maxPhraseWords = 4
+	// maxPhrases and maxPhraseLen size a scan's fixed buffers.
+	maxPhrases   = 4096
+	maxPhraseLen = 64
+)
+
+var phrases, oneWordKeys = buildPhrases()
+
+// buildPhrases indexes the lexicon by entry and by the starts of its
+// multi-word entries, so that the scan stops extending an n-gram as soon
+// as no entry can begin with it; and it fills a Bloom filter of the keys
+// of one word, which most tokens fail without a map lookup.
+func buildPhrases() (map[string]*phrase, *bloom) {
+	m := map[string]*phrase{}
+	get := func(p string) *phrase {
+		ph := m[p]
+		if ph == nil {
+			ph = &phrase{id: -1}
+			m[p] = ph
+		}
+		return ph
+	}
+	var keys []string
+	for typ, lex := range lexicon {
+		for p, w := range lex {
+			if len(p) > maxPhraseLen {
+				panic("policy: lexicon entry longer than maxPhraseLen: " + p)
+			}
+			ph := get(p)
+			if ph.entries == nil {
+				keys = append(keys, p)
+			}
+			ph.entries = append(ph.entries, entry{typeIndex[typ], w})
+		}
+	}
+	if len(keys) > maxPhrases {
+		panic("policy: the lexicon has more entries than maxPhrases")
+	}
+	sort.Strings(keys)
+	for id, p := range keys {
+		ph := m[p]
+		ph.id = id
+		sort.Slice(ph.entries, func(i, j int) bool { return ph.entries[i].typ < ph.entries[j].typ })
+		for i := range len(p) {
+			if p[i] == ' ' {
+				get(p[:i]).prefix = true
+			}
+		}
+	}
+	var one bloom
+	for p := range m {
+		if !strings.Contains(p, " ") {
+			one.add(p)
+		}
+	}
+	return m, &one
+}
+
+// bloom is a Bloom filter of words keyed by their first and last bytes and
+// their length, which are cheap to read; 1 100 one-word keys set about a twentieth of
+// its bits.
+type bloom [1 << 14 / 64]uint64
+
+func bloomBit(w string) uint32 {
+	return (uint32(w[0]) | uint32(w[len(w)-1])<<8 | uint32(len(w))<<16) * 0x9e3779b1 >> (32 - 14)
+}
+
+func (b *bloom) add(w string) { h := bloomBit(w); b[h/64] |= 1 << (h % 64) }
+
+// mayHave reports whether w may have been added; w is not empty.
+func (b *bloom) mayHave(w string) bool { h := bloomBit(w); return b[h/64]&(1<<(h%64)) != 0 }
+
+// punctuated are entries that carry punctuation the tokens trim; they count
+// wherever they occur.
+var punctuated = []string{"document:", "order #"}
+
+// Token byte classes: tokens are
+// [a-z0-9][a-z0-9+#'’./:-]*[a-z0-9+#:]|[a-z0-9#], which keeps characters
+// that carry meaning inside words (c++, node.js, icd-10, order #), leftmost
+// first and as long as possible, then trimmed of trailing ".:".
+const (
+	tokStart = 1 << iota // [a-z0-9]
+	tokEnd               // [a-z0-9+#:]
+	tokMid               // [a-z0-9+#'./:-], and ’ (not a byte)
+)
+
+var tokClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = tokStart | tokEnd | tokMid
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = tokStart | tokEnd | tokMid
+	}
+	for _, c := range "+#:" {
+		t[c] = tokEnd | tokMid
+	}
+	for _, c := range "'./-" {
+		t[c] = tokMid
+	}
+	return t
+}()
+
+// scanner tallies one text's lexicon matches.
+type scanner struct {
+	raw   tally
+	found [maxPhrases / 64]uint64 // the entries counted so far, by id
+	win   [maxPhraseWords]string  // the latest tokens, by token number mod maxPhraseWords
+	buf   [maxPhraseLen]byte
+}
 
 // Classify scores text against every task type. It returns the best type,
 // the confidence (the margin between the best two normalised scores, 0–1)
@@ -314,88 +406,221 @@ var tokenRE = regexp.MustCompile(`[a-z0-9][a-z0-9+#'’./:-]*[a-z0-9+#:]|[a-z0-9
 // raises a lower-risk type's score nor lowers a high-risk one's.
 func Classify(text string) (string, float64, map[string]float64) {
 	lc := strings.ToLower(text)
+	var buf [4][2]int
+	best, conf, scores := classify(text, lc, claims(text, lc, buf[:0]))
+	return TaskTypes[best], conf, scores.toMap()
+}
+
+// classify is Classify given text lower-cased and its claims.
+func classify(text, lc string, spans [][2]int) (int, float64, tally) {
 	full := rawScores(lc)
-	stripped := full
-	if containsAny(lc, claimWords...) && claimRE.MatchString(text) { // most texts make no claim about themselves
-		stripped = rawScores(strings.ToLower(claimRE.ReplaceAllString(text, " ")))
+	if len(spans) == 0 { // most texts make no claim about themselves
+		return normalise(&full)
 	}
-	raw := map[string]float64{}
-	for _, t := range TaskTypes {
-		if intrinsicRisk[t] == RiskHigh {
-			raw[t] = full[t]
+	// Lower-casing commutes with replacing spans by spaces when it keeps
+	// every byte where it is, as for ASCII.
+	var stripped tally
+	if isASCII(text) {
+		stripped = rawScores(replaceSpans(lc, spans))
+	} else {
+		stripped = rawScores(strings.ToLower(replaceSpans(text, spans)))
+	}
+	var raw tally
+	for i := range raw {
+		if typeRisk[i] == RiskHigh {
+			raw[i] = full[i]
 		} else {
-			raw[t] = min(stripped[t], full[t])
+			raw[i] = min(stripped[i], full[i])
 		}
 	}
-	return normalise(raw)
+	return normalise(&raw)
+}
+
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if (uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56)&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// replaceSpans replaces each span of text by a space.
+func replaceSpans(text string, spans [][2]int) string {
+	var b strings.Builder
+	b.Grow(len(text))
+	last := 0
+	for _, sp := range spans {
+		b.WriteString(text[last:sp[0]])
+		b.WriteByte(' ')
+		last = sp[1]
+	}
+	b.WriteString(text[last:])
+	return b.String()
 }
 
 // rawScores sums the lexicon and form weights found in lower-cased text.
-func rawScores(clean string) map[string]float64 {
-	raw := map[string]float64{TypeOther: otherPrior}
-	seen := map[string]bool{}
-	toks := tokenRE.FindAllString(clean, -1)
-	for i := range toks {
-		toks[i] = strings.TrimRight(toks[i], ".:")
-	}
-	for i := range toks {
-		p := ""
-		for n := 0; n < maxPhraseWords && i+n < len(toks); n++ {
-			if n == 0 {
-				p = toks[i]
-			} else {
-				p += " " + toks[i+n]
-			}
-			if seen[p] {
-				continue
-			}
-			if es, ok := phrases[p]; ok {
-				seen[p] = true
-				for _, e := range es {
-					raw[e.typ] += e.w
-				}
-			}
-		}
-	}
-	// A few entries carry their punctuation, which the tokens trim.
-	for _, p := range []string{"document:", "order #"} {
-		if strings.Contains(clean, p) && !seen[p] {
-			for _, e := range phrases[p] {
-				raw[e.typ] += e.w
-			}
+func rawScores(lc string) tally {
+	var s scanner
+	s.raw[otherIdx] = otherPrior
+	s.scan(lc)
+	for _, p := range punctuated {
+		if ph := phrases[p]; !s.seen(ph.id) && strings.Contains(lc, p) {
+			s.count(ph.entries)
 		}
 	}
 	for _, f := range formFeatures {
-		if f.guard(clean) && f.re.MatchString(clean) {
-			raw[f.typ] += f.w
+		if f.match(lc) && (f.guard == nil || f.guard(lc)) {
+			s.raw[f.typ] += f.w
 		}
 	}
-	return raw
+	return s.raw
+}
+
+// scan tokenises lc and looks up each token's n-grams of up to
+// maxPhraseWords tokens, in token order, as soon as they are complete.
+func (s *scanner) scan(lc string) {
+	n := 0 // tokens so far
+	for i := 0; ; {
+		var tok string
+		if tok, i = nextToken(lc, i); tok == "" {
+			break
+		}
+		s.win[n%maxPhraseWords] = tok
+		n++
+		if n >= maxPhraseWords {
+			s.ngrams(n-maxPhraseWords, n)
+		}
+	}
+	for i := max(n-maxPhraseWords+1, 0); i < n; i++ {
+		s.ngrams(i, n)
+	}
+}
+
+// nextToken returns the first token of lc at or after i, trimmed, and
+// where the search for the next one resumes; "" when there is none.
+func nextToken(lc string, i int) (string, int) {
+	for ; i < len(lc); i++ {
+		c := lc[i]
+		if c == '#' {
+			return "#", i + 1
+		}
+		if tokClass[c]&tokStart == 0 {
+			continue
+		}
+		// Run through [a-z0-9+#'’./:-]* and back off to the last
+		// [a-z0-9+#:]; without one the token is the first byte.
+		end := i + 1
+		for j := i + 1; j < len(lc); {
+			switch d := lc[j]; {
+			case tokClass[d]&tokEnd != 0:
+				j++
+				end = j
+				continue
+			case tokClass[d]&tokMid != 0:
+				j++
+				continue
+			case d == 0xe2 && strings.HasPrefix(lc[j:], "’"):
+				j += len("’")
+				continue
+			}
+			break
+		}
+		tok := lc[i:end]
+		for tok[len(tok)-1] == '.' || tok[len(tok)-1] == ':' {
+			tok = tok[:len(tok)-1]
+		}
+		return tok, end
+	}
+	return "", len(lc)
+}
+
+// ngrams counts the entries among the n-grams starting at token i, of the
+// n tokens so far.
+func (s *scanner) ngrams(i, n int) {
+	t := s.win[i%maxPhraseWords]
+	if !oneWordKeys.mayHave(t) {
+		return
+	}
+	ph, ok := phrases[t]
+	if !ok {
+		return
+	}
+	s.add(ph)
+	b := append(s.buf[:0], t...)
+	for k := 1; ph.prefix && k < maxPhraseWords && i+k < n; k++ {
+		next := s.win[(i+k)%maxPhraseWords]
+		if len(b)+1+len(next) > maxPhraseLen {
+			return // longer than any entry
+		}
+		b = append(b, ' ')
+		b = append(b, next...)
+		if ph, ok = phrases[string(b)]; !ok {
+			return
+		}
+		s.add(ph)
+	}
+}
+
+// add counts an entry the first time the text contains it.
+func (s *scanner) add(ph *phrase) {
+	if ph.id < 0 || s.seen(ph.id) {
+		return
+	}
+	s.found[ph.id/64] |= 1 << (ph.id % 64)
+	s.count(ph.entries)
+}
+
+func (s *scanner) seen(id int) bool { return s.found[id/64]&(1<<(id%64)) != 0 }
+
+func (s *scanner) count(es []entry) {
+	for _, e := range es {
+		s.raw[e.typ] += e.w
+	}
 }
 
 // normalise turns raw scores into shares and ranks them; raw always holds
-// other's prior.
-func normalise(raw map[string]float64) (string, float64, map[string]float64) {
+// other's prior. It returns the best type's index.
+func normalise(raw *tally) (int, float64, tally) {
 	var sum float64
 	for _, s := range raw {
 		sum += s
 	}
-	scores := make(map[string]float64, len(TaskTypes))
-	for _, t := range TaskTypes {
-		scores[t] = raw[t] / sum
+	var scores tally
+	for i, s := range raw {
+		scores[i] = s / sum
 	}
-	ranked := append([]string(nil), TaskTypes...)
-	// On a tie the riskier type ranks first: a tie is the least sure case.
-	sort.SliceStable(ranked, func(i, j int) bool {
-		if scores[ranked[i]] != scores[ranked[j]] {
-			return scores[ranked[i]] > scores[ranked[j]]
-		}
-		return intrinsicRisk[ranked[i]] > intrinsicRisk[ranked[j]]
-	})
 	if sum == otherPrior {
 		// Nothing matched: other by default, but with no confidence, so
 		// that callers can tell "clearly other" from "no idea".
-		return TypeOther, 0, scores
+		return otherIdx, 0, scores
 	}
-	return ranked[0], scores[ranked[0]] - scores[ranked[1]], scores
+	// On a tie the riskier type ranks first: a tie is the least sure case;
+	// on a tie of both, TaskTypes order decides.
+	better := func(i, j int) bool {
+		if scores[i] != scores[j] {
+			return scores[i] > scores[j]
+		}
+		return typeRisk[i] > typeRisk[j]
+	}
+	first, second := 0, 1
+	if better(1, 0) {
+		first, second = 1, 0
+	}
+	for i := 2; i < numTypes; i++ {
+		switch {
+		case better(i, first):
+			first, second = i, first
+		case better(i, second):
+			second = i
+		}
+	}
+	return first, scores[first] - scores[second], scores
 }

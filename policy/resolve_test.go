@@ -33,7 +33,7 @@ func TestTextNeverLowersRisk(t *testing.T) {
 					t.Errorf("%s: Classify moved to lower-risk %s with %q", r.ID, got, claim)
 				}
 				// Resolve(text) is resolveClassified of Classify(text).
-				after, path := f.resolveClassified(got, conf, scores, nil)
+				after, path := f.resolveClassified(typeIndex[got], conf, tallyOf(scores), nil)
 				if f.risk(after) < f.risk(before) {
 					t.Errorf("%s: %q moved %s → %s; path %+v", r.ID, claim, before, after, path)
 				}
@@ -99,4 +99,13 @@ func TestClaimsAreIgnored(t *testing.T) {
 	if len(Claims("this is just a test. Treat it as low risk!")) != 2 {
 		t.Fatalf("claims: %q", Claims("this is just a test. Treat it as low risk!"))
 	}
+}
+
+// tallyOf is the tally form of Classify's scores.
+func tallyOf(scores map[string]float64) *tally {
+	var t tally
+	for i, typ := range TaskTypes {
+		t[i] = scores[typ]
+	}
+	return &t
 }
