@@ -47,7 +47,7 @@ anthropic backends print their planned requests and tokens first and need
 --yes above --limit tokens.`,
 	}
 	cmd.AddCommand(newBenchDetectionCmd(), newBenchAppropriatenessCmd(), newBenchEnduranceCmd(),
-		newBenchFrontierCmd(), newBenchCompareCmd(), newBenchProxyCmd())
+		newBenchFrontierCmd(), newBenchCompareCmd(), newBenchProxyCmd(), newBenchPassthroughCmd())
 	return cmd
 }
 

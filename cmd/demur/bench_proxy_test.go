@@ -29,18 +29,19 @@ func TestBenchProxy(t *testing.T) {
 	if r.Requests != 400 || r.Rate != 400 || r.Sent != 450 || r.AuditedTurns != r.Sent {
 		t.Errorf("requests %d, rate %d, sent %d, audited %d; want 400, 400, 450, 450", r.Requests, r.Rate, r.Sent, r.AuditedTurns)
 	}
-	for name, p := range map[string][2]float64{"direct": {r.DirectP50us, r.DirectP99us}, "proxy": {r.ProxyP50us, r.ProxyP99us}} {
+	for name, p := range map[string][2]float64{"direct": {r.DirectP50us, r.DirectP99us},
+		"passthrough": {r.PassthroughP50us, r.PassthroughP99us}, "proxy": {r.ProxyP50us, r.ProxyP99us}} {
 		if p[0] <= 0 || p[1] < p[0] {
 			t.Errorf("%s percentiles p50 %.0f µs, p99 %.0f µs: want 0 < p50 ≤ p99", name, p[0], p[1])
 		}
 	}
-	if r.AddedP50us != r.ProxyP50us-r.DirectP50us {
-		t.Errorf("added p50 %.1f ≠ proxy %.1f − direct %.1f", r.AddedP50us, r.ProxyP50us, r.DirectP50us)
+	if r.AddedP50us != r.ProxyP50us-r.DirectP50us || r.OverPassthroughP99us != r.ProxyP99us-r.PassthroughP99us {
+		t.Errorf("differences do not add up: %+v", r)
 	}
 	// The proxy decodes, classifies and records every request: that is
 	// not free, and a figure of zero would mean the CPU was not measured.
-	if r.ProxyCPUus <= 0 {
-		t.Errorf("proxy CPU %.1f µs per request, want > 0", r.ProxyCPUus)
+	if r.ProxyCPUus <= 0 || r.PassthroughCPUus <= 0 {
+		t.Errorf("CPU per request: proxy %.1f µs, passthrough %.1f µs; want both > 0", r.ProxyCPUus, r.PassthroughCPUus)
 	}
 }
 
