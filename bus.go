@@ -13,6 +13,9 @@ const (
 	SubjectResult = "demur.result.%s"
 	// SubjectControl is a job's broadcast subject for overrides and pauses.
 	SubjectControl = "demur.control.%s"
+	// SubjectTurn is where agents hand results to a job's coordinator on a
+	// DirectBus: not stored, answered once recorded.
+	SubjectTurn = "demur.turn.%s"
 )
 
 // Bus is the message-passing system between the coordinator and agents.
@@ -47,4 +50,37 @@ type Delivery interface {
 	Nak(delay time.Duration) error
 	// InProgress extends the ack deadline for long work.
 	InProgress() error
+}
+
+// BusMessage is one message of a batch for a BatchPublisher.
+type BusMessage struct {
+	Subject string
+	Data    []byte
+}
+
+// BatchPublisher is a Bus that stores several messages at the cost of one
+// wait: it sends them all, then waits for the server to acknowledge each.
+// Publish waits once per message, which on a networked bus is a round trip
+// each.
+type BatchPublisher interface {
+	// PublishBatch stores msgs on durable subjects and returns once all are
+	// stored. After an error some of them may be stored, so publishing the
+	// batch again may store those twice.
+	PublishBatch(ctx context.Context, msgs []BusMessage) error
+}
+
+// DirectBus is a Bus that can also hand a message straight to a consumer
+// that is listening, without storing it: Send returns once that consumer
+// has acked the message, so an ack can mean "recorded", not merely
+// "received". A message nobody acks is simply gone, and the sender sends it
+// again; receivers must drop what they have seen.
+type DirectBus interface {
+	// Send hands data to one consumer listening on subject (Listen) and
+	// returns once it has acked it; it fails if there is none, or if no
+	// ack comes before ctx ends.
+	Send(ctx context.Context, subject string, data []byte) error
+	// Listen receives what Send hands over on subject. Acking a delivery
+	// answers its Send; processes listening on one subject share the
+	// messages.
+	Listen(subject string) (Consumer, error)
 }

@@ -1,11 +1,13 @@
 package coord
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/demurhq/demur"
@@ -18,7 +20,7 @@ type Assignment struct {
 	Stop bool `json:"stop,omitempty"`
 }
 
-// Result is the message an agent publishes after a turn.
+// Result is the message an agent sends the coordinator after a turn.
 type Result struct {
 	Task  demur.Task      `json:"task"`
 	Agent string          `json:"agent"`
@@ -29,8 +31,8 @@ type Result struct {
 }
 
 // Agent is one worker: it takes tasks from its queue on the bus, asks its
-// backend, and publishes what came back. It shares nothing with the
-// coordinator but the bus.
+// backend, and sends what came back to the coordinator. It shares nothing
+// with the coordinator but the bus.
 type Agent struct {
 	ID      string
 	Job     string
@@ -44,14 +46,24 @@ type Agent struct {
 	// deadline (Delivery.InProgress); 0 means 10s. It must stay well under
 	// the bus's AckWait, or a slow turn is redelivered to another agent.
 	KeepAlive time.Duration
-	conv      conversation
+	// Direct hands results to the coordinator on TurnSubject when the bus
+	// is a demur.DirectBus, and acks the task once the coordinator has
+	// recorded the result. Set it only for a coordinator that listens
+	// there (Coordinator.Run does); otherwise results go on ResultSubject.
+	Direct bool
+	conv   conversation
+	buf    bytes.Buffer // the encoded result
 }
 
 // TaskSubject is the bus subject of one agent's task queue.
 func TaskSubject(job, agent string) string { return fmt.Sprintf(demur.SubjectTask, job, agent) }
 
-// ResultSubject is the bus subject of a job's results.
+// ResultSubject is the durable bus subject of a job's results.
 func ResultSubject(job string) string { return fmt.Sprintf(demur.SubjectResult, job) }
+
+// TurnSubject is where agents hand results to the job's coordinator on a
+// demur.DirectBus.
+func TurnSubject(job string) string { return fmt.Sprintf(demur.SubjectTurn, job) }
 
 // AgentDurable is the durable consumer name of one agent's task queue;
 // every process hosting the agent uses it, so they share one queue.
@@ -69,6 +81,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent %s: consume tasks: %w", a.ID, err)
 	}
 	defer cons.Close()
+	every := a.KeepAlive
+	if every <= 0 {
+		every = 10 * time.Second
+	}
 	for {
 		d, err := cons.Next(ctx)
 		if err != nil {
@@ -86,24 +102,72 @@ func (a *Agent) Run(ctx context.Context) error {
 		if as.Stop {
 			return d.Ack()
 		}
-		res := a.work(ctx, d, &as.Task)
-		data, err := json.Marshal(res)
+		// The task stays ours, not redelivered, while the backend thinks and
+		// until the result is safe.
+		stop := keepAlive(d, every)
+		err = a.answer(ctx, a.work(ctx, &as.Task))
+		stop()
 		if err != nil {
-			return fmt.Errorf("agent %s: encode result: %w", a.ID, err)
+			return err
 		}
-		// Publish before ack: a crash in between redelivers the task, and the
-		// coordinator drops the duplicate result.
-		if err := a.Bus.Publish(ctx, ResultSubject(a.Job), data); err != nil {
-			return fmt.Errorf("agent %s: publish result: %w", a.ID, err)
-		}
+		// Ack only once the result is safe: a crash before this line
+		// redelivers the task, and the coordinator drops the duplicate
+		// result.
 		if err := d.Ack(); err != nil {
 			return fmt.Errorf("agent %s: ack task: %w", a.ID, err)
 		}
 	}
 }
 
-// work runs one turn, keeping the delivery alive while the backend thinks.
-func (a *Agent) work(ctx context.Context, d demur.Delivery, t *demur.Task) *Result {
+// answer sends a turn's result to the coordinator. On a DirectBus (with
+// Direct set) it returns once the coordinator has recorded the result:
+// results are not stored on the bus, so a coordinator that is away
+// (restarting) or an answer lost on the way only means sending again, and
+// the coordinator drops a result it has seen. Otherwise it publishes the
+// result on the job's durable result subject.
+func (a *Agent) answer(ctx context.Context, res *Result) error {
+	// One buffer per agent: a result is tens of kilobytes, and the bus has
+	// copied it by the time Publish or Send returns.
+	a.buf.Reset()
+	if err := json.NewEncoder(&a.buf).Encode(res); err != nil {
+		return fmt.Errorf("agent %s: encode result: %w", a.ID, err)
+	}
+	data := a.buf.Bytes()
+	db, ok := a.Bus.(demur.DirectBus)
+	if !a.Direct || !ok {
+		if err := a.Bus.Publish(ctx, ResultSubject(a.Job), data); err != nil {
+			return fmt.Errorf("agent %s: publish result: %w", a.ID, err)
+		}
+		return nil
+	}
+	wait := resendMin
+	for {
+		sctx, cancel := context.WithTimeout(ctx, resendAfter)
+		err := db.Send(sctx, TurnSubject(a.Job), data)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent %s: send result: %w (last error: %w)", a.ID, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, resendMax)
+	}
+}
+
+// resendAfter is how long an agent waits for the coordinator to record a
+// result before it sends it again; resendMin and resendMax bound the pause
+// between sends when none got through (no coordinator listening).
+const (
+	resendAfter = 10 * time.Second
+	resendMin   = 100 * time.Millisecond
+	resendMax   = 2 * time.Second
+)
+
+// work runs one turn.
+func (a *Agent) work(ctx context.Context, t *demur.Task) *Result {
 	if t.RefreshContext {
 		a.conv.reset()
 	}
@@ -115,14 +179,8 @@ func (a *Agent) work(ctx context.Context, d demur.Delivery, t *demur.Task) *Resu
 		Force:     t.Force,
 		Logprobs:  a.Logprobs,
 	}
-	every := a.KeepAlive
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	stop := keepAlive(d, every)
 	start := time.Now()
 	resp, err := a.Backend.Generate(ctx, req)
-	stop()
 	res := &Result{Task: *t, Agent: a.ID}
 	if err != nil {
 		res.Err = err.Error()
@@ -140,21 +198,30 @@ func (a *Agent) work(ctx context.Context, d demur.Delivery, t *demur.Task) *Resu
 	return res
 }
 
+// keepAlive extends d's ack deadline every interval until stop is called.
+// A timer rather than a goroutine: most turns end before the first tick,
+// and starting and ending a goroutine per task wakes the scheduler twice
+// for nothing.
 func keepAlive(d demur.Delivery, every time.Duration) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				_ = d.InProgress()
-			}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		_ = d.InProgress()
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(every)
 		}
-	}()
-	return func() { close(done) }
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 func mean(xs []float32) float64 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,11 @@ type harness struct {
 	bus      *natsbus.Bus
 	spec     *job.Spec
 	backends map[string]*scripted
+	// direct lists the agents that hand results over (Agent.Direct); the
+	// others publish them on the durable result subject.
+	direct map[string]bool
+	// agentBus, when set, is the agents' bus instead of bus.
+	agentBus demur.Bus
 }
 
 func newHarness(t *testing.T, dir string, spec *job.Spec, refuseFrom map[string]int) *harness {
@@ -151,7 +157,11 @@ func (h *harness) runWith(ctx context.Context, t *testing.T, pol *policy.Policy,
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, e := range entries {
-		a := &Agent{ID: e.ID, Job: h.spec.JobID(), Agents: len(entries), Backend: h.backends[e.ID], Bus: h.bus}
+		var bus demur.Bus = h.bus
+		if h.agentBus != nil {
+			bus = h.agentBus
+		}
+		a := &Agent{ID: e.ID, Job: h.spec.JobID(), Agents: len(entries), Backend: h.backends[e.ID], Bus: bus, Direct: h.direct[e.ID]}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = a.Run(actx) }()
 	}
@@ -212,6 +222,60 @@ func TestRefusalsHandedOverAndAgentsRetired(t *testing.T) {
 	doc := filepath.Join(t.TempDir(), "doc.md")
 	if err := WriteDocument(ctx, h.store, rp, Plan(spec), doc); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// publishCounter counts results published on the durable result subject.
+type publishCounter struct {
+	*natsbus.Bus
+	results atomic.Int64
+}
+
+func (p *publishCounter) Publish(ctx context.Context, subject string, data []byte) error {
+	if strings.HasPrefix(subject, "demur.result.") {
+		p.results.Add(1)
+	}
+	return p.Bus.Publish(ctx, subject, data)
+}
+
+// TestDirectResults runs a job whose agents hand some results over
+// (Agent.Direct) and publish the others, as a job served by workers of two
+// versions would: the coordinator takes both, and every section is written
+// once.
+func TestDirectResults(t *testing.T) {
+	spec := testSpec(t, 3, 4)
+	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 2})
+	defer h.close()
+	counter := &publishCounter{Bus: h.bus}
+	h.agentBus = counter
+	h.direct = map[string]bool{"agent-01": true, "agent-02": true}
+	pol := policy.Default()
+	pol.RetireAfter = 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := h.run(ctx, t, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted || end.Done != 12 {
+		t.Fatalf("end %+v", end)
+	}
+	rp, err := BuildReport(ctx, h.store, spec.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range rp.Sections {
+		if seen[s.Task] {
+			t.Fatalf("section %s written twice", s.Task)
+		}
+		seen[s.Task] = true
+	}
+	published := counter.results.Load()
+	direct := h.backends["agent-01"].turns + h.backends["agent-02"].turns
+	if want := int64(rp.Turns - direct); published != want || direct == 0 || published == 0 {
+		t.Fatalf("%d results published, %d handed over, %d turns: want the agent-03 turns published, the rest handed over",
+			published, direct, rp.Turns)
 	}
 }
 

@@ -127,12 +127,7 @@ type Coordinator struct {
 	ended       *demur.JobEndPayload
 	pending     []*demur.Record
 	blobs       [][]byte // outputs the pending records name, written with them
-	outbox      []outMsg
-}
-
-type outMsg struct {
-	subject string
-	data    []byte
+	outbox      []demur.BusMessage
 }
 
 // New returns a coordinator for cfg.
@@ -183,11 +178,24 @@ func (c *Coordinator) Run(ctx context.Context) (*demur.JobEndPayload, error) {
 	if c.ended != nil {
 		return c.ended, nil
 	}
+	// Results come handed over on the turn subject (a DirectBus, agents
+	// with Agent.Direct), or published on the durable result subject.
 	results, err := c.cfg.Bus.Consume(ctx, ResultSubject(c.cfg.Job), durableName("coord", c.cfg.Job))
 	if err != nil {
 		return nil, fmt.Errorf("consume results: %w", err)
 	}
 	defer results.Close()
+	sources := []demur.Consumer{results}
+	if db, ok := c.cfg.Bus.(demur.DirectBus); ok {
+		// Listening before the first task goes out: a result handed over
+		// while nobody listens is only sent again later.
+		direct, err := db.Listen(TurnSubject(c.cfg.Job))
+		if err != nil {
+			return nil, fmt.Errorf("listen for results: %w", err)
+		}
+		defer direct.Close()
+		sources = append(sources, direct)
+	}
 	if !c.started {
 		c.record(demur.RecJobStart, "coordinator", demur.JobStartPayload{
 			Spec: c.cfg.Spec, Seed: c.cfg.Seed, Sections: len(c.cfg.Tasks), Agents: c.cfg.Agents,
@@ -200,7 +208,7 @@ func (c *Coordinator) Run(ctx context.Context) (*demur.JobEndPayload, error) {
 	}
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	resCh := pump(loopCtx, results)
+	resCh := pump(loopCtx, sources...)
 	ovCh, unsub, err := c.subscribeOverrides()
 	if err != nil {
 		return nil, err
@@ -223,7 +231,7 @@ func (c *Coordinator) Run(ctx context.Context) (*demur.JobEndPayload, error) {
 			return nil, ctx.Err()
 		case ev := <-resCh:
 			cancelTimer()
-			if err := c.onResult(ctx, ev); err != nil {
+			if err := c.onResults(ctx, nextBatch(ev, resCh)); err != nil {
 				return nil, err
 			}
 			continue
@@ -559,7 +567,7 @@ func (c *Coordinator) send(agent string, as Assignment) {
 	if err != nil {
 		panic(fmt.Sprintf("coord: encode assignment: %v", err))
 	}
-	c.outbox = append(c.outbox, outMsg{subject: TaskSubject(c.cfg.Job, agent), data: data})
+	c.outbox = append(c.outbox, demur.BusMessage{Subject: TaskSubject(c.cfg.Job, agent), Data: data})
 }
 
 // flush makes pending records durable, then sends pending messages: a
@@ -579,12 +587,28 @@ func (c *Coordinator) flush(ctx context.Context) error {
 		}
 	}
 	c.appliedNow = c.appliedNow[:0]
+	if err := c.sendOutbox(ctx); err != nil {
+		return err
+	}
+	clear(c.outbox)
+	c.outbox = c.outbox[:0]
+	return nil
+}
+
+// sendOutbox publishes the outbox: in one batch when the bus can (a batch of
+// results usually sets several agents to work), one by one otherwise.
+func (c *Coordinator) sendOutbox(ctx context.Context) error {
+	if bp, ok := c.cfg.Bus.(demur.BatchPublisher); ok && len(c.outbox) > 1 {
+		if err := bp.PublishBatch(ctx, c.outbox); err != nil {
+			return fmt.Errorf("send %d tasks: %w", len(c.outbox), err)
+		}
+		return nil
+	}
 	for _, m := range c.outbox {
-		if err := c.cfg.Bus.Publish(ctx, m.subject, m.data); err != nil {
-			return fmt.Errorf("send to %s: %w", m.subject, err)
+		if err := c.cfg.Bus.Publish(ctx, m.Subject, m.Data); err != nil {
+			return fmt.Errorf("send to %s: %w", m.Subject, err)
 		}
 	}
-	c.outbox = c.outbox[:0]
 	return nil
 }
 

@@ -16,49 +16,89 @@ type delivery struct {
 	err error
 }
 
-// pump turns a blocking consumer into a channel, so the coordinator can
-// wait on results, overrides and timers at once.
-func pump(ctx context.Context, cons demur.Consumer) <-chan delivery {
-	ch := make(chan delivery)
-	go func() {
-		for {
-			d, err := cons.Next(ctx)
-			select {
-			case ch <- delivery{d, err}:
-			case <-ctx.Done():
-				return
+// pump turns blocking consumers into one channel, so the coordinator can
+// wait on results, overrides and timers at once. The channel holds up to
+// maxBatch results, fetched while the coordinator works on earlier ones.
+func pump(ctx context.Context, conss ...demur.Consumer) <-chan delivery {
+	ch := make(chan delivery, maxBatch)
+	for _, cons := range conss {
+		go func() {
+			for {
+				d, err := cons.Next(ctx)
+				select {
+				case ch <- delivery{d, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
 			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+		}()
+	}
 	return ch
 }
 
-// onResult handles one result message: detect, decide, record, then act.
-func (c *Coordinator) onResult(ctx context.Context, ev delivery) error {
-	if ev.err != nil {
-		return fmt.Errorf("next result: %w", ev.err)
+// maxBatch bounds the results handled between two flushes.
+const maxBatch = 64
+
+// nextBatch returns first and the results already waiting behind it in ch,
+// up to maxBatch, ending early at one that carries the consumer's error.
+// Handling the results that queued up while the coordinator was busy in
+// one go makes their records durable in one commit, sends the tasks they
+// free in one batch and acks them together, instead of paying each of
+// those per result.
+func nextBatch(first delivery, ch <-chan delivery) []delivery {
+	batch := []delivery{first}
+	for first.err == nil && len(batch) < maxBatch {
+		select {
+		case ev := <-ch:
+			batch = append(batch, ev)
+			if ev.err != nil {
+				return batch
+			}
+		default:
+			return batch
+		}
 	}
-	var res Result
-	if err := json.Unmarshal(ev.d.Data(), &res); err != nil {
-		_ = ev.d.Ack()
-		return fmt.Errorf("decode result: %w", err)
-	}
-	if err := c.handle(ctx, &res); err != nil {
-		return err
+	return batch
+}
+
+// onResults handles a batch of result messages: detect, decide and record
+// each, then make the records durable, act, and ack the results. A result
+// that cannot be read, or the consumer's error, ends the batch: what came
+// before it is still recorded and acked, then the error is returned.
+func (c *Coordinator) onResults(ctx context.Context, batch []delivery) error {
+	acks := make([]demur.Delivery, 0, len(batch))
+	var failed error
+	for _, ev := range batch {
+		if ev.err != nil {
+			failed = fmt.Errorf("next result: %w", ev.err)
+			break
+		}
+		var res Result
+		if err := json.Unmarshal(ev.d.Data(), &res); err != nil {
+			_ = ev.d.Ack()
+			failed = fmt.Errorf("decode result: %w", err)
+			break
+		}
+		if err := c.handle(ctx, &res); err != nil {
+			return err
+		}
+		acks = append(acks, ev.d)
 	}
 	c.dispatch()
 	if err := c.flush(ctx); err != nil {
 		return err
 	}
-	// Ack only once the result's records are durable: a crash before this
-	// line redelivers the result, and seen[] drops the duplicate.
-	if err := ev.d.Ack(); err != nil {
-		return fmt.Errorf("ack result: %w", err)
+	// Ack only once the results' records are durable: a crash before this
+	// line redelivers them, and seen[] drops the duplicates.
+	for _, d := range acks {
+		if err := d.Ack(); err != nil {
+			return fmt.Errorf("ack result: %w", err)
+		}
 	}
-	return nil
+	return failed
 }
 
 // subscribeOverrides listens on the job's control subject. Overrides reach

@@ -11,8 +11,8 @@ import (
 )
 
 // BenchmarkPublishConsume measures one task's round trip on an embedded
-// bus: Publish (waits for the JetStream ack), Next, Ack (waits for the
-// server's confirmation). Run with:
+// bus: Publish (waits for the JetStream ack), Next, Ack (does not wait).
+// Run with:
 //
 //	go test -run '^$' -bench PublishConsume -benchtime 2000x ./natsbus/
 func BenchmarkPublishConsume(b *testing.B) {

@@ -46,7 +46,10 @@ const (
 // ErrClosed is returned by operations on a closed Bus or Consumer.
 var ErrClosed = errors.New("natsbus: closed")
 
-var _ demur.Bus = (*Bus)(nil)
+var (
+	_ demur.Bus            = (*Bus)(nil)
+	_ demur.BatchPublisher = (*Bus)(nil)
+)
 
 // Options tune streams and consumers; they are shared by [EmbeddedOptions]
 // and [ConnectOptions]. Zero fields take the Default* values.
@@ -61,8 +64,9 @@ type Options struct {
 	// sits on tasks that an idle one could run and whose AckWait is ticking.
 	// Raise it for consumers that process messages quickly.
 	Prefetch int
-	// RequestTimeout bounds Ack (which waits for the server's confirmation)
-	// and Broadcast's flush, which have no context of their own.
+	// RequestTimeout bounds AckSync, PublishBatch's wait for the server's
+	// acknowledgements and Broadcast's flush, which have no deadline of
+	// their own.
 	RequestTimeout time.Duration
 	// Replicas is the streams' replica count; 0 means 1. Only meaningful on
 	// a cluster.
@@ -408,7 +412,7 @@ func redact(urls string) string {
 
 func open(ctx context.Context, nc *nats.Conn, opts Options, storage jetstream.StorageType) (*Bus, error) {
 	opts = opts.withDefaults()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(opts.RequestTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
 	}
@@ -534,6 +538,42 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte) error {
 		return fmt.Errorf("natsbus: publish %s: %w", subject, err)
 	}
 	return nil
+}
+
+// PublishBatch stores msgs on durable subjects and returns once JetStream
+// has acknowledged every one. It sends them all before it waits, so a batch
+// costs one round trip instead of one per message. After an error some of
+// the messages may be stored; the error names those that were not
+// confirmed.
+func (b *Bus) PublishBatch(ctx context.Context, msgs []demur.BusMessage) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	if len(msgs) == 1 {
+		return b.Publish(ctx, msgs[0].Subject, msgs[0].Data)
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var errs []error
+	for _, m := range msgs {
+		f, err := b.js.PublishAsync(m.Subject, m.Data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("natsbus: publish %s: %w", m.Subject, err))
+			continue
+		}
+		futures = append(futures, f)
+	}
+	// Each future fails on its own after RequestTimeout (open sets the
+	// JetStream context's async timeout), so this loop ends.
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("natsbus: publish %s: %w", f.Msg().Subject, err))
+		case <-ctx.Done():
+			return errors.Join(append(errs, fmt.Errorf("natsbus: publish: %d messages not confirmed: %w", len(futures)-i, ctx.Err()))...)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Consume opens (creating or updating) the durable pull consumer named

@@ -120,17 +120,154 @@ func roundTripOn(t *testing.T, b *Bus, job string) {
 func TestAckedMessageLeavesStream(t *testing.T) {
 	t.Parallel()
 	b := newBus(t, EmbeddedOptions{})
-	subj := taskSubject(uniqueJob(t), "a")
+	job := uniqueJob(t)
+	count := func() uint64 { return subjectMsgs(t, b, fmt.Sprintf(demur.SubjectTask, job, ">")) }
+	subj := taskSubject(job, "a")
 	c := consume(t, b, subj, "a")
 	publish(t, b, subj, "x")
-	if n := streamMsgs(t, b, TasksStream); n != 1 {
-		t.Fatalf("stream holds %d messages before ack, want 1", n)
+	publish(t, b, subj, "y")
+	if n := count(); n != 2 {
+		t.Fatalf("stream holds %d messages before ack, want 2", n)
 	}
+	// AckSync returns once the server has removed the message.
+	if err := next(t, c).(*Delivery).AckSync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("stream holds %d messages after AckSync, want 1", n)
+	}
+	// Ack does not wait; the message goes soon after.
 	if err := next(t, c).Ack(); err != nil {
 		t.Fatal(err)
 	}
-	if n := streamMsgs(t, b, TasksStream); n != 0 {
-		t.Fatalf("stream holds %d messages after double ack, want 0", n)
+	deadline := time.Now().Add(5 * time.Second)
+	for count() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stream still holds %d messages 5s after Ack", count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	expectNothing(t, c, 200*time.Millisecond)
+}
+
+// subjectMsgs counts the messages stored for subject, which may use
+// wildcards.
+func subjectMsgs(t testing.TB, b *Bus, subject string) uint64 {
+	t.Helper()
+	n, err := b.Pending(timeoutCtx(t, 5*time.Second), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestPublishBatch(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, EmbeddedOptions{})
+	job := uniqueJob(t)
+	var msgs []demur.BusMessage
+	for i := range 5 {
+		msgs = append(msgs, demur.BusMessage{Subject: taskSubject(job, fmt.Sprint("a", i%2)), Data: []byte(fmt.Sprint(i))})
+	}
+	if err := b.PublishBatch(timeoutCtx(t, 5*time.Second), msgs); err != nil {
+		t.Fatal(err)
+	}
+	// Every message is stored by the time PublishBatch returns, in order
+	// per subject.
+	if n := subjectMsgs(t, b, fmt.Sprintf(demur.SubjectTask, job, ">")); n != 5 {
+		t.Fatalf("%d messages stored, want 5", n)
+	}
+	for agent, want := range map[string][]string{"a0": {"0", "2", "4"}, "a1": {"1", "3"}} {
+		c := consume(t, b, taskSubject(job, agent), agent)
+		for _, w := range want {
+			d := next(t, c)
+			if string(d.Data()) != w {
+				t.Fatalf("%s: got %q, want %q", agent, d.Data(), w)
+			}
+			if err := d.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A subject no stream captures is not acknowledged: the batch fails.
+	bad := append(msgs[:1:1], demur.BusMessage{Subject: "demur.nowhere." + job, Data: []byte("x")})
+	if err := b.PublishBatch(timeoutCtx(t, 5*time.Second), bad); err == nil {
+		t.Fatal("PublishBatch to a subject without a stream succeeded")
+	}
+}
+
+func TestSendListen(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, EmbeddedOptions{})
+	subj := fmt.Sprintf(demur.SubjectTurn, uniqueJob(t))
+	ctx := timeoutCtx(t, 10*time.Second)
+
+	// Nobody listens: Send fails at once rather than at its deadline.
+	start := time.Now()
+	if err := b.Send(ctx, subj, []byte("lost")); err == nil {
+		t.Fatal("Send with no listener succeeded")
+	} else if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("Send with no listener took %v", el)
+	}
+
+	l, err := b.Listen(subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sent := make(chan error, 1)
+	go func() { sent <- b.Send(ctx, subj, []byte("result")) }()
+	d := next(t, l)
+	if d.Subject() != subj || string(d.Data()) != "result" {
+		t.Fatalf("got %s %q", d.Subject(), d.Data())
+	}
+	select {
+	case err := <-sent:
+		t.Fatalf("Send returned before the ack: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := d.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+
+	// Unacked, a Send times out and the sender tries again; nothing was
+	// stored meanwhile.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	go func() { sent <- b.Send(short, subj, []byte("again")) }()
+	if d := next(t, l); string(d.Data()) != "again" {
+		t.Fatalf("got %q", d.Data())
+	}
+	if err := <-sent; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unacked Send: want deadline exceeded, got %v", err)
+	}
+
+	// Durable subjects are refused both ways: JetStream would answer in
+	// the listener's place.
+	if err := b.Send(ctx, taskSubject(uniqueJob(t), "a"), nil); err == nil {
+		t.Error("Send to a task subject succeeded")
+	}
+	if _, err := b.Listen(fmt.Sprintf(demur.SubjectResult, uniqueJob(t))); err == nil {
+		t.Error("Listen on a result subject succeeded")
+	}
+
+	// Close ends a blocked Next.
+	blocked := make(chan error, 1)
+	go func() { _, err := l.Next(context.Background()); blocked <- err }()
+	time.Sleep(50 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Next after Close: want ErrClosed, got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next still blocked 5s after Close")
 	}
 }
 

@@ -131,9 +131,22 @@ func (d *Delivery) Subject() string { return d.msg.Subject() }
 // Data is the message payload.
 func (d *Delivery) Data() []byte { return d.msg.Data() }
 
-// Ack removes the message from its work queue and waits for the server to
-// confirm, so a successful Ack means the message will not come back.
+// Ack removes the message from its work queue. It does not wait for the
+// server: an ack lost on the way (a connection that drops at that moment)
+// only means the message comes back after AckWait, which demur's consumers
+// tolerate (agents and the coordinator drop a task/attempt they have
+// seen). Waiting would cost a round trip per message, on every task and
+// every result. AckSync waits.
 func (d *Delivery) Ack() error {
+	if err := d.msg.Ack(); err != nil {
+		return fmt.Errorf("natsbus: ack %s: %w", d.msg.Subject(), err)
+	}
+	return nil
+}
+
+// AckSync is Ack that waits for the server to confirm, so a successful
+// AckSync means the message will not come back.
+func (d *Delivery) AckSync() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
 	if err := d.msg.DoubleAck(ctx); err != nil {

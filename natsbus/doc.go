@@ -22,6 +22,17 @@
 // Control subjects (demur.SubjectControl) are plain core NATS: every current
 // subscriber gets each message, nothing is stored.
 //
+// # Direct hand-over
+//
+// [Bus.Send] and [Bus.Listen] (demur.DirectBus) hand a message to one
+// listening process over core NATS request/reply, on a subject no stream
+// captures (demur.SubjectTurn): nothing is stored, and Send returns once the
+// listener has acked the message, which the listener may do after it has
+// recorded it. A message nobody acks is sent again by its sender. Agents
+// hand results to their coordinator this way: a result needs no storage on
+// the bus when the agent's task stays unacked until the coordinator has
+// recorded the result.
+//
 // # Consumers
 //
 // [Bus.Consume] opens a durable pull consumer filtered on one subject. The
@@ -34,6 +45,10 @@
 //
 // Next takes one message at a time by default (Options.Prefetch), so a slow
 // agent never holds tasks an idle one could run.
+//
+// Ack does not wait for the server (a lost ack only means a redelivery);
+// AckSync does. [Bus.PublishBatch] stores several messages with one wait
+// for the server's acknowledgements.
 //
 // A message not acked within AckWait, or nak'ed, is redelivered, at most
 // MaxDeliver times in all. A message that reached MaxDeliver stays in the

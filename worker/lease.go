@@ -44,6 +44,10 @@ type Announcement struct {
 	Profiles []string `json:"profiles"`
 	// Retired agents have left the job; no worker claims them.
 	Retired []string `json:"retired,omitempty"`
+	// DirectResults says the coordinator takes results handed over on the
+	// job's turn subject (coord.Agent.Direct); coordinators from before it
+	// read only the durable result subject.
+	DirectResults bool `json:"direct_results,omitempty"`
 	// Coordinator is the lease holder that wrote this announcement.
 	Coordinator string    `json:"coordinator"`
 	Updated     time.Time `json:"updated"`

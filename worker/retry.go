@@ -13,18 +13,55 @@ import (
 // enough for a NATS cluster to elect new leaders after losing a node.
 const RetryWindow = 30 * time.Second
 
-// Retrying wraps a bus so that Publish and deliveries' Ack ride out a
-// server fail-over instead of failing the job: both are retried with
-// backoff for up to RetryWindow while ctx lasts. A retried publish may
+// Retrying wraps a bus so that Publish, PublishBatch and deliveries' Ack
+// ride out a server fail-over instead of failing the job: they are retried
+// with backoff for up to RetryWindow while ctx lasts. A retried publish may
 // store a message twice and a retried ack may follow one the server did
 // get; demur tolerates both, since results and tasks are keyed by
 // task/attempt and the coordinator drops what it has seen.
-func Retrying(b demur.Bus) demur.Bus { return retryBus{b} }
+//
+// A DirectBus stays one: Send and Listen pass through unretried, since
+// their callers repeat a Send that fails anyway.
+func Retrying(b demur.Bus) demur.Bus {
+	if d, ok := b.(demur.DirectBus); ok {
+		return retryDirectBus{retryBus{b}, d}
+	}
+	return retryBus{b}
+}
 
 type retryBus struct{ demur.Bus }
 
+type retryDirectBus struct {
+	retryBus
+	direct demur.DirectBus
+}
+
+func (r retryDirectBus) Send(ctx context.Context, subject string, data []byte) error {
+	return r.direct.Send(ctx, subject, data)
+}
+
+func (r retryDirectBus) Listen(subject string) (demur.Consumer, error) {
+	return r.direct.Listen(subject)
+}
+
 func (r retryBus) Publish(ctx context.Context, subject string, data []byte) error {
 	return retry(ctx, func() error { return r.Bus.Publish(ctx, subject, data) })
+}
+
+// PublishBatch sends the batch in one go when the bus can, and retries it
+// whole: a retried batch may store some messages twice, like a retried
+// Publish.
+func (r retryBus) PublishBatch(ctx context.Context, msgs []demur.BusMessage) error {
+	bp, ok := r.Bus.(demur.BatchPublisher)
+	if !ok {
+		for _, m := range msgs {
+			if err := r.Publish(ctx, m.Subject, m.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return retry(ctx, func() error { return bp.PublishBatch(ctx, msgs) })
 }
 
 func (r retryBus) Consume(ctx context.Context, subject, durable string) (demur.Consumer, error) {

@@ -109,6 +109,11 @@ agents:
 
 func announce(t *testing.T, b *natsbus.Bus, jobID string) *Announcement {
 	t.Helper()
+	return announceWith(t, b, jobID, func(*Announcement) {})
+}
+
+func announceWith(t *testing.T, b *natsbus.Bus, jobID string, tune func(*Announcement)) *Announcement {
+	t.Helper()
 	spec, err := job.Parse("wk.yaml", []byte(testSpec))
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +126,7 @@ func announce(t *testing.T, b *natsbus.Bus, jobID string) *Announcement {
 			a.Profiles = append(a.Profiles, g.Profile)
 		}
 	}
+	tune(a)
 	kv, err := b.KeyValue(context.Background(), natsbus.JobsBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +135,50 @@ func announce(t *testing.T, b *natsbus.Bus, jobID string) *Announcement {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestDirectResults: for a coordinator that announces DirectResults, an
+// agent hands its result over on the turn subject and acks its task only
+// once the coordinator has acked the result.
+func TestDirectResults(t *testing.T) {
+	b := embedded(t)
+	a := announceWith(t, b, "wk-direct", func(a *Announcement) { a.DirectResults = true })
+	w := startWorker(t, b, "w1", 0, nil)
+	waitFor(t, "every agent hosted", func() bool { return len(w.agents()) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := b.Listen(coord.TurnSubject(a.Job))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	task, _ := json.Marshal(coord.Assignment{Task: demur.Task{Job: a.Job, ID: "c01s01", Attempt: 1, Words: 3}})
+	subj := coord.TaskSubject(a.Job, "agent-02")
+	if err := b.Publish(ctx, subj, task); err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r coord.Result
+	if err := json.Unmarshal(d.Data(), &r); err != nil || r.Agent != "agent-02" || r.Turn.Response.Output == "" {
+		t.Fatalf("result %+v, %v", r, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n, err := b.Pending(ctx, subj); err != nil || n != 1 {
+		t.Fatalf("%d tasks stored before the result was acked (%v), want 1", n, err)
+	}
+	if err := d.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the task acked", func() bool {
+		n, err := b.Pending(ctx, subj)
+		return err == nil && n == 0
+	})
+	if n, err := b.Pending(ctx, coord.ResultSubject(a.Job)); err != nil || n != 0 {
+		t.Fatalf("%d results stored (%v), want none", n, err)
+	}
 }
 
 type workerRun struct {

@@ -116,6 +116,12 @@ func readSecret(path string) (string, error) {
 	return line, nil
 }
 
+// workerPrefetch is how many tasks a worker's agent asks for at once. Every
+// agent has its own queue, which holds its current task (and at most a
+// Stop behind it), so a larger batch never keeps work from another agent;
+// it only spares a pull request, a message each way, per task.
+const workerPrefetch = 16
+
 type agentOptions struct {
 	nats     natsFlags
 	store    string
@@ -176,6 +182,7 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 		host, _ := os.Hostname()
 		o.name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	o.nats.prefetch = workerPrefetch
 	bus, err := o.nats.connect(ctx, "demur-agent "+o.name)
 	if err != nil {
 		return err

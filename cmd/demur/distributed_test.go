@@ -27,15 +27,16 @@ import (
 )
 
 // distSpec is the scaled seed experiment of the distributed tests: six
-// agents of two profiles, 192 sections, a few seconds of simulator work.
-// total is distSpec's section count.
-const total = 192
+// agents of two profiles, 384 sections, a few seconds of simulator work
+// (enough that the job is still far from done once the late workers have
+// joined). total is distSpec's section count.
+const total = 384
 
 const distSpec = `name: %s
 seed: %d
 document:
   title: A Distributed Atlas
-  chapters: 8
+  chapters: 16
   sections_per_chapter: 24
   words_per_section: 3000
 agents:
@@ -166,7 +167,8 @@ func (d *distRun) startCoordinator(n int) *proc {
 
 // run drives the job. Worker 1 starts alone with room for all six agents
 // and hosts them; workers 2 and 3 join. Worker 1 is SIGKILLed with every
-// agent mid-section, once an eighth of the sections are written, and the
+// agent mid-section, once an eighth of the sections are written and the
+// other two are up, and the
 // job can only go on once the others have taken the agents over (the
 // leases lapse within 10s). midRun (if any) runs once they have; the
 // coordinator is SIGKILLed a quarter of the job later and restarted.
@@ -186,6 +188,11 @@ func (d *distRun) run(midRun func()) {
 	// Workers 2 and 3 join with nothing to claim: every agent is leased.
 	for i := 2; i <= 3; i++ {
 		d.workers = append(d.workers, d.startWorker(i, 3))
+	}
+	// They must be up (heartbeat written right after "joined") before worker
+	// 1 dies: the job can reach the kill in well under a second.
+	for _, w := range d.workers[1:] {
+		d.waitLog(w, ": joined ", 1)
 	}
 	n0 := d.waitSections(coord, total/8)
 	killed := d.workers[0]

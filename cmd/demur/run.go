@@ -450,7 +450,8 @@ func (ap *agentPool) agent(id string, g job.AgentGroup, model string) (*coord.Ag
 	if err != nil {
 		return nil, err
 	}
-	return &coord.Agent{ID: id, Job: ap.jobID, Agents: len(ap.p.agents), Model: model, Bus: ap.bus, Logprobs: true, Backend: b}, nil
+	// Direct: this process's coordinator listens for results on the turn subject.
+	return &coord.Agent{ID: id, Job: ap.jobID, Agents: len(ap.p.agents), Model: model, Bus: ap.bus, Logprobs: true, Backend: b, Direct: true}, nil
 }
 
 func (ap *agentPool) run(ag *coord.Agent) {
