@@ -93,9 +93,17 @@ func TestCluster(t *testing.T) {
 	subj := taskSubject(job, "a")
 	c := consume(t, nodes[2], subj, "a")
 	publish(t, nodes[0], subj, "one")
-	if d := next(t, c); string(d.Data()) != "one" {
+	// A new replicated consumer may drop the first pull request while its
+	// leader settles; the iterator notices by the missed heartbeats and
+	// pulls again (~5 s, see pullExpiry), so the wait allows for that.
+	d, err := c.Next(timeoutCtx(t, 3*pullExpiry))
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	if string(d.Data()) != "one" {
 		t.Fatalf("got %q", d.Data())
-	} else if err := d.Ack(); err != nil {
+	}
+	if err := d.Ack(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -110,7 +118,7 @@ func TestCluster(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("publish after losing a node: %v", err)
 	}
-	d, err := c.Next(ctx)
+	d, err = c.Next(ctx)
 	if err != nil {
 		t.Fatalf("Next after losing a node: %v", err)
 	}
