@@ -507,6 +507,17 @@ func (ex *exchange) run(body []byte) {
 		}
 		v, d := ex.judge(res, attempt, started, elapsed)
 		enforce := s.cfg.Mode == ModeEnforce
+		if !enforce && !ex.cut {
+			// Observe mode: nothing waits on the record, so the client need
+			// not wait on its encoding either. The handler has not returned,
+			// so a graceful shutdown still drains it.
+			ex.respond(status, hdr, out, string(v.Kind), string(d.Action))
+			if fl, ok := ex.w.(http.Flusher); ok {
+				fl.Flush()
+			}
+			_ = ex.record(ctx, attempt, started, elapsed, res, v, d, false)
+			return
+		}
 		if err := ex.record(ctx, attempt, started, elapsed, res, v, d, enforce); err != nil {
 			// Enforce mode fails closed: a decision that is not durable
 			// must not take effect, and passing the response on is one.
