@@ -199,6 +199,25 @@ type Store interface {
 	Close() error
 }
 
+// Blob is a body a store keeps by content address.
+type Blob struct {
+	Hash string // BlobHash(Data)
+	Data []byte
+}
+
+// HashBlobs pairs each body with its hash. A nil body becomes an empty
+// one: stores keep bodies in NOT NULL columns, where nil would be NULL.
+func HashBlobs(data [][]byte) []Blob {
+	out := make([]Blob, len(data))
+	for i, d := range data {
+		if d == nil {
+			d = []byte{}
+		}
+		out[i] = Blob{Hash: BlobHash(d), Data: d}
+	}
+	return out
+}
+
 // BlobAppender is implemented by stores that can write blobs and the
 // records that name them in one commit. AppendWithBlobs uses it.
 type BlobAppender interface {

@@ -94,34 +94,15 @@ var (
 // to append (either may be empty).
 type op struct {
 	ctx   context.Context
-	blobs []blob
+	blobs []demur.Blob
 	recs  []demur.Record // copies; the writer fills in seq, time and hashes
 	err   chan error
-}
-
-// blob is one blob of an op, with its content hash.
-type blob struct {
-	hash string
-	data []byte
-}
-
-// blobsOf hashes data for an op. The column is NOT NULL, and nil would
-// encode as NULL, so nil becomes empty.
-func blobsOf(data [][]byte) []blob {
-	out := make([]blob, len(data))
-	for i, d := range data {
-		if d == nil {
-			d = []byte{}
-		}
-		out[i] = blob{hash: demur.BlobHash(d), data: d}
-	}
-	return out
 }
 
 func (o *op) size() int {
 	n := 0
 	for _, b := range o.blobs {
-		n += len(b.data)
+		n += len(b.Data)
 	}
 	for i := range o.recs {
 		n += len(o.recs[i].Payload)
@@ -230,7 +211,7 @@ func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*de
 	if err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	o := &op{ctx: ctx, blobs: blobsOf(blobs), recs: copies, err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: demur.HashBlobs(blobs), recs: copies, err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
@@ -246,14 +227,14 @@ func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*de
 // next Append's synchronous commit flushes the WAL past it, so a record
 // appended after PutBlob returns never refers to a blob lost in a crash.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
-	o := &op{ctx: ctx, blobs: blobsOf([][]byte{data}), err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: demur.HashBlobs([][]byte{data}), err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return "", fmt.Errorf("put blob: %w", err)
 	}
 	if err := <-o.err; err != nil {
-		return "", fmt.Errorf("put blob %s: %w", o.blobs[0].hash, err)
+		return "", fmt.Errorf("put blob %s: %w", o.blobs[0].Hash, err)
 	}
-	return o.blobs[0].hash, nil
+	return o.blobs[0].Hash, nil
 }
 
 var errClosed = errors.New("store closed")
@@ -605,7 +586,7 @@ func snapshotHeads(heads map[string]head, recs []demur.Record) map[string]head {
 // returns the op's records as they will be once committed.
 func (s *Store) queueOp(b *pgx.Batch, o *op, heads map[string]head, now time.Time) []demur.Record {
 	for _, bl := range o.blobs {
-		b.Queue("INSERT INTO demur_blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", bl.hash, bl.data)
+		b.Queue("INSERT INTO demur_blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", bl.Hash, bl.Data)
 	}
 	if len(o.recs) == 0 {
 		return nil

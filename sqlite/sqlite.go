@@ -129,34 +129,15 @@ type jobStream struct{ job, stream string }
 // to append (either may be empty).
 type op struct {
 	ctx   context.Context
-	blobs []blob
+	blobs []demur.Blob
 	recs  []demur.Record // copies; the writer fills in seq, time and hashes
 	err   chan error     // buffered; receives exactly one result
-}
-
-// blob is one blob of an op, with its content hash.
-type blob struct {
-	hash string
-	data []byte
-}
-
-// blobsOf hashes data for an op. The column is NOT NULL, and a nil slice
-// would bind NULL, so nil becomes empty.
-func blobsOf(data [][]byte) []blob {
-	out := make([]blob, len(data))
-	for i, d := range data {
-		if d == nil {
-			d = []byte{}
-		}
-		out[i] = blob{hash: demur.BlobHash(d), data: d}
-	}
-	return out
 }
 
 func (o *op) size() int {
 	n := 0
 	for _, b := range o.blobs {
-		n += len(b.data)
+		n += len(b.Data)
 	}
 	for i := range o.recs {
 		n += len(o.recs[i].Payload)
@@ -365,7 +346,7 @@ func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*de
 	if len(copies) == 0 {
 		copies = nil // an op with no records is a blob put: no fsync of its own
 	}
-	o := &op{ctx: ctx, blobs: blobsOf(blobs), recs: copies, err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: demur.HashBlobs(blobs), recs: copies, err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
@@ -381,14 +362,14 @@ func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*de
 // Append, so a record appended after PutBlob returns never refers to a
 // blob lost in a crash. Concurrent puts share commits with appends.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
-	o := &op{ctx: ctx, blobs: blobsOf([][]byte{data}), err: make(chan error, 1)}
+	o := &op{ctx: ctx, blobs: demur.HashBlobs([][]byte{data}), err: make(chan error, 1)}
 	if err := s.submit(ctx, o); err != nil {
 		return "", fmt.Errorf("put blob: %w", err)
 	}
 	if err := <-o.err; err != nil {
 		return "", fmt.Errorf("put blob: %w", err)
 	}
-	return o.blobs[0].hash, nil
+	return o.blobs[0].Hash, nil
 }
 
 var errClosed = errors.New("store closed")
@@ -887,12 +868,12 @@ func (w *batchWriter) append(ctx context.Context, recs []demur.Record) (err erro
 	return nil
 }
 
-func (w *batchWriter) putBlob(ctx context.Context, b blob) error {
+func (w *batchWriter) putBlob(ctx context.Context, b demur.Blob) error {
 	if w.blob == nil {
 		w.blob = w.tx.StmtContext(ctx, w.s.insBlob)
 	}
-	if _, err := w.blob.ExecContext(ctx, b.hash, b.data); err != nil {
-		return fmt.Errorf("insert blob %s: %w", b.hash, err)
+	if _, err := w.blob.ExecContext(ctx, b.Hash, b.Data); err != nil {
+		return fmt.Errorf("insert blob %s: %w", b.Hash, err)
 	}
 	return nil
 }
