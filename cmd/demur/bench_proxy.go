@@ -43,11 +43,13 @@ func newBenchProxyCmd() *cobra.Command {
 		Long: `Measure what demur proxy adds to a request. A loopback upstream answers
 every Chat Completions call with the same 1 KB response; demur proxy runs as
 its own process in observe mode with its audit store on, as it is deployed;
-an open-loop load generator sends --rate requests/s straight to the upstream
-and through the proxy, in alternating rounds so that both see the same
-machine. It reports the latency percentiles of both paths, their difference,
-the proxy process's CPU per request, and checks that the audit log holds
-every request's turn.`,
+a bare Go reverse proxy (no decoding, no detector, no log) runs as another,
+the baseline of what any process in the way costs on this machine. An
+open-loop load generator sends --rate requests/s straight to the upstream
+and through each proxy, in alternating rounds so that all three paths see
+the same machine. It reports their latency percentiles, the differences,
+each proxy process's CPU per request, and checks that the audit log holds
+every request's turn. See docs/proxy.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchProxy(cmd.Context(), o, cmd.OutOrStdout())
