@@ -467,7 +467,10 @@ func transient(err error) bool {
 			return true
 		}
 	}
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+	// A stream between leaders answers nothing: a publish then fails at
+	// once with "no response from stream" rather than timing out.
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 func (b *Bus) streamConfigs(storage jetstream.StorageType) []jetstream.StreamConfig {

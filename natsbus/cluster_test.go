@@ -92,7 +92,13 @@ func TestCluster(t *testing.T) {
 	job := uniqueJob(t)
 	subj := taskSubject(job, "a")
 	c := consume(t, nodes[2], subj, "a")
-	publish(t, nodes[0], subj, "one")
+	// A stream that has just been placed may still be settling its
+	// leader; publishes during that moment fail at once and are retried.
+	if err := retryTransient(timeoutCtx(t, 20*time.Second), func(ctx context.Context) error {
+		return nodes[0].Publish(ctx, subj, []byte("one"))
+	}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
 	// A new replicated consumer may drop the first pull request while its
 	// leader settles; the iterator notices by the missed heartbeats and
 	// pulls again (~5 s, see pullExpiry), so the wait allows for that.
