@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -103,33 +102,12 @@ func TestRunUISLA(t *testing.T) {
 
 	dir := t.TempDir()
 	store := "sqlite://" + filepath.Join(dir, "demur.db")
-	spec := fmt.Sprintf(`name: runsla
-seed: 6
-document:
-  title: Budgets
-  chapters: 3
-  sections_per_chapter: 4
-  words_per_section: 200
-agents:
-  - count: 3
-    backend: openai
-    model: experimental-70b
-    base_url: %s/v1
-    api_key_env: DEMUR_TEST_FAKE_KEY
-    retries: 1
-    timeout: 60s
-    chaos: {refusal_rate: 0.5, refusals: [text_refusal]}
-policy: {retire_after: 1000, max_attempts: 40}
-`, up.URL)
-	path := filepath.Join(dir, "spec.yaml")
+	path := writeOpenAIJob(t, dir, openAIJob{name: "runsla", seed: 6, chapters: 3, sections: 4, agents: 3,
+		model: "experimental-70b", url: up.URL, retries: 1, timeout: "60s", chaos: "{refusal_rate: 0.5, refusals: [text_refusal]}"})
 	slaFile := filepath.Join(dir, "sla.yaml")
-	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(slaFile, []byte("objectives: [{name: refusals, sli: refusal_rate, max: 0.01}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("DEMUR_TEST_FAKE_KEY", "sk-fake-run-sla-key-0001")
 
 	var stdout, stderr lockedBuffer
 	if code := execute([]string{"run", path, "--out", filepath.Join(dir, "x"), "--store", store, "--sla", slaFile}, &stdout, &stderr); code != exitUsage {

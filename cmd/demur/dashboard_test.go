@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -131,29 +130,8 @@ func TestDashboardLiveOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := fmt.Sprintf(`name: dashboard
-seed: 5
-document:
-  title: The Water Works
-  chapters: 4
-  sections_per_chapter: 5
-  words_per_section: 200
-agents:
-  - count: 3
-    backend: openai
-    model: experimental-70b
-    base_url: %s/v1
-    api_key_env: DEMUR_TEST_FAKE_KEY
-    retries: 1
-    timeout: 60s
-    chaos: {refusal_rate: 0.3, refusals: [text_refusal]}
-policy: {retire_after: 1000, max_attempts: 40}
-`, up.URL)
-	path := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("DEMUR_TEST_FAKE_KEY", "sk-fake-dashboard-key-0001")
+	path := writeOpenAIJob(t, dir, openAIJob{name: "dashboard", seed: 5, chapters: 4, sections: 5, agents: 3,
+		model: "experimental-70b", url: up.URL, retries: 1, timeout: "60s", chaos: "{refusal_rate: 0.3, refusals: [text_refusal]}"})
 	var stdout, stderr lockedBuffer
 	exited := make(chan int, 1)
 	go func() {

@@ -53,29 +53,8 @@ func TestOpenAIJobWithChaos(t *testing.T) {
 	})
 	defer up.Close()
 	dir := t.TempDir()
-	spec := fmt.Sprintf(`name: openai-chaos
-seed: 11
-document:
-  title: The Water Works
-  chapters: 3
-  sections_per_chapter: 5
-  words_per_section: 200
-agents:
-  - count: 4
-    backend: openai
-    model: fake-model
-    base_url: %s/v1
-    api_key_env: DEMUR_TEST_FAKE_KEY
-    retries: 2
-    timeout: 5s
-    chaos: {refusal_rate: 0.2, fault_rate: 0.1, retry_after: 1ms}
-policy: {retire_after: 1000, max_attempts: 40}
-`, up.URL)
-	path := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("DEMUR_TEST_FAKE_KEY", "sk-fake-job-key-000111")
+	path := writeOpenAIJob(t, dir, openAIJob{name: "openai-chaos", seed: 11, chapters: 3, sections: 5, agents: 4,
+		model: "fake-model", url: up.URL, retries: 2, timeout: "5s", chaos: "{refusal_rate: 0.2, fault_rate: 0.1, retry_after: 1ms}"})
 	out := filepath.Join(dir, "out")
 	var stdout, stderr bytes.Buffer
 	if code := execute([]string{"run", path, "--out", out, "--json"}, &stdout, &stderr); code != exitOK {
@@ -97,7 +76,11 @@ policy: {retire_after: 1000, max_attempts: 40}
 	// in the log. A fault must be a turn with an injected error, an
 	// injected refusal a turn marked injected with a verdict of source
 	// "injected", and a turn with no draw must be genuine.
-	parsed, err := job.Parse(path, []byte(spec))
+	spec, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := job.Parse(path, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +154,7 @@ policy: {retire_after: 1000, max_attempts: 40}
 		t.Fatalf("%d faults and %d refusals injected; the rates should give some of each", faults, refusals)
 	}
 	t.Logf("%d turns: %d injected faults, %d injected refusals, %d upstream calls", sum.Turns, faults, refusals, up.Count())
-	if strings.Contains(stdout.String()+stderr.String(), "sk-fake-job-key-000111") {
+	if strings.Contains(stdout.String()+stderr.String(), fakeAPIKey) {
 		t.Fatal("the API key reached the output")
 	}
 	all, err := st.Records(ctx, demur.Query{Job: sum.JobID})
@@ -179,8 +162,50 @@ policy: {retire_after: 1000, max_attempts: 40}
 		t.Fatal(err)
 	}
 	for _, r := range all {
-		if bytes.Contains(r.Payload, []byte("sk-fake-job-key-000111")) {
+		if bytes.Contains(r.Payload, []byte(fakeAPIKey)) {
 			t.Fatalf("the API key is in a %s record", r.Kind)
 		}
 	}
+}
+
+// fakeAPIKey is the key writeOpenAIJob's agents send; it must never reach
+// the log or the output.
+const fakeAPIKey = "sk-fake-test-key-0001"
+
+// openAIJob is a job of openai agents against a test upstream, with chaos.
+type openAIJob struct {
+	name                             string
+	seed, chapters, sections, agents int
+	model, url, timeout, chaos       string
+	retries                          int
+}
+
+// writeOpenAIJob writes j as DIR/spec.yaml, sets the fake key its agents
+// read, and returns the spec's path.
+func writeOpenAIJob(t *testing.T, dir string, j openAIJob) string {
+	t.Helper()
+	spec := fmt.Sprintf(`name: %s
+seed: %d
+document:
+  title: The Water Works
+  chapters: %d
+  sections_per_chapter: %d
+  words_per_section: 200
+agents:
+  - count: %d
+    backend: openai
+    model: %s
+    base_url: %s/v1
+    api_key_env: DEMUR_TEST_FAKE_KEY
+    retries: %d
+    timeout: %s
+    chaos: %s
+policy: {retire_after: 1000, max_attempts: 40}
+`, j.name, j.seed, j.chapters, j.sections, j.agents, j.model, j.url, j.retries, j.timeout, j.chaos)
+	path := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DEMUR_TEST_FAKE_KEY", fakeAPIKey)
+	return path
 }
