@@ -181,31 +181,9 @@ func TestRefusalsHandedOverAndAgentsRetired(t *testing.T) {
 	spec := testSpec(t, 3, 4)
 	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 2})
 	defer h.close()
-	pol := policy.Default()
-	pol.RetireAfter = 1
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	end, err := h.run(ctx, t, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if end.Status != StatusCompleted || end.Done != 12 {
-		t.Fatalf("end %+v", end)
-	}
-	rp, err := BuildReport(ctx, h.store, spec.JobID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rp.SectionsDone != 12 || len(rp.Sections) != 12 {
-		t.Fatalf("report: %d sections done", rp.SectionsDone)
-	}
-	seen := map[string]bool{}
-	for _, s := range rp.Sections {
-		if seen[s.Task] {
-			t.Fatalf("section %s written twice", s.Task)
-		}
-		seen[s.Task] = true
-	}
+	rp := runRetiringAfterOne(ctx, t, h, spec, 12)
 	a1 := rp.Agents[0]
 	if !a1.Refused || !a1.Retired || a1.TokensAtRefusal != 102 || a1.Sections != 1 {
 		t.Fatalf("agent-01: %+v", a1)
@@ -223,6 +201,37 @@ func TestRefusalsHandedOverAndAgentsRetired(t *testing.T) {
 	if err := WriteDocument(ctx, h.store, rp, Plan(spec), doc); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runRetiringAfterOne runs h's job under the default policy with agents
+// retired after one refusal, and returns its report once it has checked
+// that the job completed with each of its sections written exactly once.
+func runRetiringAfterOne(ctx context.Context, t *testing.T, h *harness, spec *job.Spec, sections int) *Report {
+	t.Helper()
+	pol := policy.Default()
+	pol.RetireAfter = 1
+	end, err := h.run(ctx, t, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Status != StatusCompleted || end.Done != sections {
+		t.Fatalf("end %+v", end)
+	}
+	rp, err := BuildReport(ctx, h.store, spec.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.SectionsDone != sections || len(rp.Sections) != sections {
+		t.Fatalf("report: %d sections done, %d listed", rp.SectionsDone, len(rp.Sections))
+	}
+	seen := map[string]bool{}
+	for _, s := range rp.Sections {
+		if seen[s.Task] {
+			t.Fatalf("section %s written twice", s.Task)
+		}
+		seen[s.Task] = true
+	}
+	return rp
 }
 
 // publishCounter counts results published on the durable result subject.
@@ -249,28 +258,9 @@ func TestDirectResults(t *testing.T) {
 	counter := &publishCounter{Bus: h.bus}
 	h.agentBus = counter
 	h.direct = map[string]bool{"agent-01": true, "agent-02": true}
-	pol := policy.Default()
-	pol.RetireAfter = 1
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	end, err := h.run(ctx, t, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if end.Status != StatusCompleted || end.Done != 12 {
-		t.Fatalf("end %+v", end)
-	}
-	rp, err := BuildReport(ctx, h.store, spec.JobID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, s := range rp.Sections {
-		if seen[s.Task] {
-			t.Fatalf("section %s written twice", s.Task)
-		}
-		seen[s.Task] = true
-	}
+	rp := runRetiringAfterOne(ctx, t, h, spec, 12)
 	published := counter.results.Load()
 	direct := h.backends["agent-01"].turns + h.backends["agent-02"].turns
 	if want := int64(rp.Turns - direct); published != want || direct == 0 || published == 0 {
