@@ -61,18 +61,9 @@ func TestProxyCommand(t *testing.T) {
 	t.Setenv("DEMUR_TEST_PROXY_KEY", configured)
 	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "p", "demur.db")
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
 	o := proxyOptions{listen: "127.0.0.1:0", upstream: up.URL + "/v1", store: storeURL, mode: "observe", maxBody: "1MiB",
-		maxRetries: 2, keyEnv: "DEMUR_TEST_PROXY_KEY", json: true, job: "cli-test", ready: func(a string) { ready <- a }}
-	var stdout, stderr proxyOutput
-	done := make(chan error, 1)
-	go func() { done <- runProxy(ctx, o, &stdout, &stderr) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("proxy exited: %v", err)
-	}
+		maxRetries: 2, keyEnv: "DEMUR_TEST_PROXY_KEY", json: true, job: "cli-test"}
+	addr, done, stdout, stderr := startProxyCmd(ctx, t, o)
 	c := oai.NewClient(option.WithBaseURL("http://"+addr+"/v1/"), option.WithAPIKey("sk-client-key-should-be-replaced"), option.WithMaxRetries(0))
 	cc, err := c.Chat.Completions.New(ctx, oai.ChatCompletionNewParams{Model: "m", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("Aqueducts?")}})
 	if err != nil {
@@ -113,4 +104,21 @@ func TestProxyCommand(t *testing.T) {
 			t.Fatalf("a key is in a %s record", r.Kind)
 		}
 	}
+}
+
+// startProxyCmd runs `demur proxy` with o in-process and returns its
+// address once it listens, with the channel its exit arrives on and its
+// output.
+func startProxyCmd(ctx context.Context, t *testing.T, o proxyOptions) (addr string, done <-chan error, stdout, stderr *proxyOutput) {
+	t.Helper()
+	ready, exit := make(chan string, 1), make(chan error, 1)
+	o.ready = func(a string) { ready <- a }
+	stdout, stderr = &proxyOutput{}, &proxyOutput{}
+	go func() { exit <- runProxy(ctx, o, stdout, stderr) }()
+	select {
+	case addr = <-ready:
+	case err := <-exit:
+		t.Fatalf("proxy exited: %v", err)
+	}
+	return addr, exit, stdout, stderr
 }

@@ -280,18 +280,9 @@ func TestProxyOtlpJoinsClientTrace(t *testing.T) {
 	defer up.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
 	o := proxyOptions{listen: "127.0.0.1:0", upstream: up.URL + "/v1", store: "sqlite://" + filepath.Join(t.TempDir(), "demur.db"),
-		mode: "observe", maxBody: "1MiB", maxRetries: 2, otlp: col.URL, ready: func(a string) { ready <- a }}
-	var stdout, stderr proxyOutput
-	done := make(chan error, 1)
-	go func() { done <- runProxy(ctx, o, &stdout, &stderr) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("proxy exited: %v", err)
-	}
+		mode: "observe", maxBody: "1MiB", maxRetries: 2, otlp: col.URL}
+	addr, done, _, stderr := startProxyCmd(ctx, t, o)
 	const clientTrace = "0af7651916cd43dd8448eb211c80319c"
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions",
 		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"Say hello to the river."}]}`))
