@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/internal/groupcommit"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -77,10 +78,7 @@ type Store struct {
 	lockNS  int32 // advisory-lock class: hash of the schema name
 	readers *pool
 
-	mu     sync.RWMutex // guards closed and sends on ops
-	closed bool
-	ops    chan *op
-	done   chan struct{}
+	w *groupcommit.Writer // the queue of writes and its one writer goroutine
 
 	wconn *pgx.Conn // owned by the writer goroutine
 }
@@ -89,26 +87,6 @@ var (
 	_ demur.Store        = (*Store)(nil)
 	_ demur.BlobAppender = (*Store)(nil)
 )
-
-// op is one caller's request to the writer: blobs to put, then records
-// to append (either may be empty).
-type op struct {
-	ctx   context.Context
-	blobs []demur.Blob
-	recs  []demur.Record // copies; the writer fills in seq, time and hashes
-	err   chan error
-}
-
-func (o *op) size() int {
-	n := 0
-	for _, b := range o.blobs {
-		n += len(b.Data)
-	}
-	for i := range o.recs {
-		n += len(o.recs[i].Payload)
-	}
-	return n
-}
 
 // Open connects to the database at url (postgres://… or postgresql://…,
 // any form pgx accepts) and creates the tables if they are missing.
@@ -128,15 +106,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s := &Store{
 		cfg:     cfg,
 		readers: &pool{cfg: cfg, sem: make(chan struct{}, readConns), idle: make(chan *pgx.Conn, readConns)},
-		ops:     make(chan *op, queueLen),
-		done:    make(chan struct{}),
 		wconn:   conn,
 	}
 	if err := conn.QueryRow(ctx, "SELECT hashtext('demur:' || current_schema())").Scan(&s.lockNS); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("open postgres store: lock namespace: %w", err)
 	}
-	go s.writer()
+	s.w = groupcommit.Start(groupcommit.Limits{Queue: queueLen, Ops: maxBatchOps, Bytes: maxBatchBytes}, s.commit)
 	return s, nil
 }
 
@@ -204,21 +180,9 @@ func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
 // AppendWithBlobs stores blobs and appends recs, as Append, in one
 // transaction: one commit where PutBlob and Append would take two.
 func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*demur.Record) error {
-	if len(recs) == 0 && len(blobs) == 0 {
-		return nil
-	}
-	copies, err := demur.DetachForAppend(recs)
-	if err != nil {
+	if err := s.w.Write(ctx, demur.HashBlobs(blobs), recs); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	o := &op{ctx: ctx, blobs: demur.HashBlobs(blobs), recs: copies, err: make(chan error, 1)}
-	if err := s.submit(ctx, o); err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	if err := <-o.err; err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	demur.SettleAppend(recs, o.recs)
 	return nil
 }
 
@@ -227,33 +191,11 @@ func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*de
 // next Append's synchronous commit flushes the WAL past it, so a record
 // appended after PutBlob returns never refers to a blob lost in a crash.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
-	o := &op{ctx: ctx, blobs: demur.HashBlobs([][]byte{data}), err: make(chan error, 1)}
-	if err := s.submit(ctx, o); err != nil {
-		return "", fmt.Errorf("put blob: %w", err)
+	b := demur.HashBlobs([][]byte{data})
+	if err := s.w.Write(ctx, b, nil); err != nil {
+		return "", fmt.Errorf("put blob %s: %w", b[0].Hash, err)
 	}
-	if err := <-o.err; err != nil {
-		return "", fmt.Errorf("put blob %s: %w", o.blobs[0].Hash, err)
-	}
-	return o.blobs[0].Hash, nil
-}
-
-var errClosed = errors.New("store closed")
-
-func (s *Store) submit(ctx context.Context, o *op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	select {
-	case s.ops <- o:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return b[0].Hash, nil
 }
 
 // Blob returns the data stored under hash, or an error wrapping
@@ -357,15 +299,9 @@ func (s *Store) Streams(ctx context.Context) ([]string, error) {
 // Close waits for queued writes to commit, then closes all connections.
 // Calls after Close fail.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.w.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.ops)
-	s.mu.Unlock()
-	<-s.done
 	var err error
 	if s.wconn != nil {
 		err = s.wconn.Close(context.Background())
@@ -377,43 +313,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// writer is the only goroutine that writes. It takes whatever has queued up
-// since the last commit, up to the batch bounds, and commits it as one
-// transaction.
-func (s *Store) writer() {
-	defer close(s.done)
-	var batch []*op
-	for first := range s.ops {
-		batch = append(batch[:0], first)
-		size := first.size()
-	fill:
-		for len(batch) < maxBatchOps && size < maxBatchBytes {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-				size += o.size()
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
-		clear(batch)
-	}
-}
-
 // errIsolate asks commit to redo a batch with a savepoint per op, because
 // some op failed and must fail alone.
 var errIsolate = errors.New("an op failed; isolate")
 
-func (s *Store) commit(batch []*op) {
+// commit writes one batch and returns each op's result.
+func (s *Store) commit(batch []*groupcommit.Op) []error {
 	results := make([]error, len(batch))
 	var live []int
 	for i, o := range batch {
 		// Skipping callers that gave up keeps "error means not written".
-		if err := o.ctx.Err(); err != nil {
+		if err := o.Ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
@@ -434,9 +344,7 @@ func (s *Store) commit(batch []*op) {
 			}
 		}
 	}
-	for i, o := range batch {
-		o.err <- results[i]
-	}
+	return results
 }
 
 // runTx writes the live ops of batch in one transaction. With isolate false
@@ -444,7 +352,7 @@ func (s *Store) commit(batch []*op) {
 // error) having written none; with isolate true each op gets its own result
 // in results. The ops' records are only assigned their final values if the
 // transaction commits.
-func (s *Store) runTx(batch []*op, live []int, results []error, isolate bool) (err error) {
+func (s *Store) runTx(batch []*groupcommit.Op, live []int, results []error, isolate bool) (err error) {
 	ctx := context.Background() // the transaction carries several callers' writes
 	if s.wconn == nil || s.wconn.IsClosed() {
 		if s.wconn, err = pgx.ConnectConfig(ctx, s.cfg); err != nil {
@@ -464,7 +372,7 @@ func (s *Store) runTx(batch []*op, live []int, results []error, isolate bool) (e
 
 	var streams []string
 	for _, i := range live {
-		for _, r := range batch[i].recs {
+		for _, r := range batch[i].Recs {
 			streams = append(streams, r.Stream)
 		}
 	}
@@ -532,7 +440,7 @@ func (s *Store) runTx(batch []*op, live []int, results []error, isolate bool) (e
 		}
 	} else {
 		for _, i := range live {
-			saved := snapshotHeads(heads, batch[i].recs)
+			saved := snapshotHeads(heads, batch[i].Recs)
 			b := &pgx.Batch{}
 			b.Queue("SAVEPOINT op")
 			recs := s.queueOp(b, batch[i], heads, now)
@@ -562,7 +470,7 @@ func (s *Store) runTx(batch []*op, live []int, results []error, isolate bool) (e
 	}
 	for i, recs := range work {
 		if ok[i] {
-			copy(batch[i].recs, recs)
+			copy(batch[i].Recs, recs)
 		}
 	}
 	return nil
@@ -584,14 +492,14 @@ func snapshotHeads(heads map[string]head, recs []demur.Record) map[string]head {
 
 // queueOp queues the statements of one op on b, advancing heads, and
 // returns the op's records as they will be once committed.
-func (s *Store) queueOp(b *pgx.Batch, o *op, heads map[string]head, now time.Time) []demur.Record {
-	for _, bl := range o.blobs {
+func (s *Store) queueOp(b *pgx.Batch, o *groupcommit.Op, heads map[string]head, now time.Time) []demur.Record {
+	for _, bl := range o.Blobs {
 		b.Queue("INSERT INTO demur_blobs (hash, data) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING", bl.Hash, bl.Data)
 	}
-	if len(o.recs) == 0 {
+	if len(o.Recs) == 0 {
 		return nil
 	}
-	recs := slices.Clone(o.recs)
+	recs := slices.Clone(o.Recs)
 	for k := range recs {
 		r := &recs[k]
 		h := heads[r.Stream]

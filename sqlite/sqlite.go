@@ -31,10 +31,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/demurhq/demur"
+	"github.com/demurhq/demur/internal/groupcommit"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -93,10 +93,7 @@ type Store struct {
 	wdb  *sql.DB // one connection, used only by the writer goroutine
 	rdb  *sql.DB // read-only connections for queries
 
-	mu     sync.RWMutex // guards closed and sends on ops
-	closed bool
-	ops    chan *op
-	done   chan struct{} // closed when the writer goroutine has exited
+	w *groupcommit.Writer // the queue of writes and its one writer goroutine
 
 	// Prepared once on the writer's connection; transactions borrow them.
 	insFast [len(insSizes)]*sql.Stmt // insFast[i] inserts insSizes[i] records, for commitFast
@@ -124,26 +121,6 @@ type head struct {
 
 // jobStream is a row of stream_jobs: stream holds records of job.
 type jobStream struct{ job, stream string }
-
-// op is one caller's request to the writer: blobs to put, then records
-// to append (either may be empty).
-type op struct {
-	ctx   context.Context
-	blobs []demur.Blob
-	recs  []demur.Record // copies; the writer fills in seq, time and hashes
-	err   chan error     // buffered; receives exactly one result
-}
-
-func (o *op) size() int {
-	n := 0
-	for _, b := range o.blobs {
-		n += len(b.Data)
-	}
-	for i := range o.recs {
-		n += len(o.recs[i].Payload)
-	}
-	return n
-}
 
 // Open opens or creates the store at path, creating the parent directory and
 // bringing the schema up to date.
@@ -179,8 +156,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		path:     path,
 		wdb:      wdb,
 		rdb:      rdb,
-		ops:      make(chan *op, queueLen),
-		done:     make(chan struct{}),
 		heads:    make(map[string]head),
 		pairs:    make(map[jobStream]bool),
 		syncMode: "FULL", // as the DSN sets it
@@ -191,7 +166,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite store %s: prepare: %w", path, err)
 	}
-	go s.writer()
+	s.w = groupcommit.Start(groupcommit.Limits{Queue: queueLen, Ops: maxBatchOps, Bytes: maxBatchBytes}, s.commit)
 	return s, nil
 }
 
@@ -336,24 +311,9 @@ func (s *Store) Append(ctx context.Context, recs ...*demur.Record) error {
 // AppendWithBlobs stores blobs and appends recs, as Append, in one
 // transaction: one commit where PutBlob and Append would take two.
 func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*demur.Record) error {
-	if len(recs) == 0 && len(blobs) == 0 {
-		return nil
-	}
-	copies, err := demur.DetachForAppend(recs)
-	if err != nil {
+	if err := s.w.Write(ctx, demur.HashBlobs(blobs), recs); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	if len(copies) == 0 {
-		copies = nil // an op with no records is a blob put: no fsync of its own
-	}
-	o := &op{ctx: ctx, blobs: demur.HashBlobs(blobs), recs: copies, err: make(chan error, 1)}
-	if err := s.submit(ctx, o); err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	if err := <-o.err; err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	demur.SettleAppend(recs, o.recs)
 	return nil
 }
 
@@ -362,33 +322,11 @@ func (s *Store) AppendWithBlobs(ctx context.Context, blobs [][]byte, recs ...*de
 // Append, so a record appended after PutBlob returns never refers to a
 // blob lost in a crash. Concurrent puts share commits with appends.
 func (s *Store) PutBlob(ctx context.Context, data []byte) (string, error) {
-	o := &op{ctx: ctx, blobs: demur.HashBlobs([][]byte{data}), err: make(chan error, 1)}
-	if err := s.submit(ctx, o); err != nil {
+	b := demur.HashBlobs([][]byte{data})
+	if err := s.w.Write(ctx, b, nil); err != nil {
 		return "", fmt.Errorf("put blob: %w", err)
 	}
-	if err := <-o.err; err != nil {
-		return "", fmt.Errorf("put blob: %w", err)
-	}
-	return o.blobs[0].Hash, nil
-}
-
-var errClosed = errors.New("store closed")
-
-func (s *Store) submit(ctx context.Context, o *op) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	select {
-	case s.ops <- o:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return b[0].Hash, nil
 }
 
 // Blob returns the data stored under hash, or an error wrapping
@@ -499,15 +437,9 @@ func (s *Store) Streams(ctx context.Context) ([]string, error) {
 // Close waits for queued writes to commit, then closes the file. Calls
 // after Close fail.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.w.Close() {
 		return nil
 	}
-	s.closed = true
-	close(s.ops)
-	s.mu.Unlock()
-	<-s.done
 	// A checkpoint folds the WAL back into the main file so that the
 	// database is one self-contained file when not in use.
 	_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -518,55 +450,27 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// writer is the only goroutine that writes. It takes whatever has queued up
-// since the last commit, up to the batch bounds, and commits it as one
-// transaction.
-func (s *Store) writer() {
-	defer close(s.done)
-	var batch []*op
-	for first := range s.ops {
-		batch = append(batch[:0], first)
-		size := first.size()
-	fill:
-		for len(batch) < maxBatchOps && size < maxBatchBytes {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-				size += o.size()
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
-		clear(batch) // drop references to payloads
-	}
-}
-
-// commit writes one batch and answers every op in it.
-func (s *Store) commit(batch []*op) {
+// commit writes one batch in one transaction and returns each op's result.
+func (s *Store) commit(batch []*groupcommit.Op) []error {
 	results := make([]error, len(batch))
 	live := 0
 	for i, o := range batch {
 		// Skipping callers that gave up keeps "error means not written".
-		if err := o.ctx.Err(); err != nil {
+		if err := o.Ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
 		live++
 	}
-	defer answer(batch, results)
 	if live == 0 {
-		return
+		return results
 	}
 	// The transaction deliberately ignores callers' contexts: it carries
 	// other callers' writes too.
 	ctx := context.Background()
 	if err := s.setSync(ctx, batch, results); err != nil {
 		fillErr(results, err)
-		return
+		return results
 	}
 	if !s.commitFast(ctx, batch, results) {
 		// Some call failed, say on a conflict: redo the batch call by
@@ -575,6 +479,7 @@ func (s *Store) commit(batch []*op) {
 	}
 	clear(s.rows[:cap(s.rows)]) // drop references to payloads
 	clear(s.args[:cap(s.args)])
+	return results
 }
 
 // setSync picks the synchronous mode for the batch. A batch of blobs alone
@@ -582,10 +487,10 @@ func (s *Store) commit(batch []*op) {
 // with everything before it in the WAL, and WAL recovery keeps a prefix of
 // commits, so no durable record can refer to a lost blob. This halves the
 // fsyncs of the usual "put the output, then append the turn" sequence.
-func (s *Store) setSync(ctx context.Context, batch []*op, results []error) error {
+func (s *Store) setSync(ctx context.Context, batch []*groupcommit.Op, results []error) error {
 	mode := "NORMAL"
 	for i, o := range batch {
-		if o.recs != nil && results[i] == nil {
+		if o.Recs != nil && results[i] == nil {
 			mode = "FULL"
 			break
 		}
@@ -606,7 +511,7 @@ func (s *Store) setSync(ctx context.Context, batch []*op, results []error) error
 // savepoints, the cheap way when nothing fails. It reports false, having
 // written nothing, when some statement failed: it cannot tell whose records
 // were at fault, so the caller redoes the batch with commitEach.
-func (s *Store) commitFast(ctx context.Context, batch []*op, results []error) bool {
+func (s *Store) commitFast(ctx context.Context, batch []*groupcommit.Op, results []error) bool {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return false // commitEach reports it
@@ -618,13 +523,13 @@ func (s *Store) commitFast(ctx context.Context, batch []*op, results []error) bo
 		if results[i] != nil {
 			continue
 		}
-		for _, b := range o.blobs {
+		for _, b := range o.Blobs {
 			if w.putBlob(ctx, b) != nil {
 				return false
 			}
 		}
-		for j := range o.recs {
-			r := &o.recs[j]
+		for j := range o.Recs {
+			r := &o.Recs[j]
 			h, err := w.head(ctx, r.Stream)
 			if err != nil {
 				return false
@@ -645,7 +550,7 @@ func (s *Store) commitFast(ctx context.Context, batch []*op, results []error) bo
 
 // commitEach writes the batch one call at a time, each call in a
 // savepoint, so that one call's failure rolls back only its own writes.
-func (s *Store) commitEach(ctx context.Context, batch []*op, results []error) {
+func (s *Store) commitEach(ctx context.Context, batch []*groupcommit.Op, results []error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		fillErr(results, fmt.Errorf("begin: %w", err))
@@ -657,13 +562,13 @@ func (s *Store) commitEach(ctx context.Context, batch []*op, results []error) {
 		if results[i] != nil {
 			continue
 		}
-		for _, b := range o.blobs {
+		for _, b := range o.Blobs {
 			if results[i] = w.putBlob(ctx, b); results[i] != nil {
 				break
 			}
 		}
-		if results[i] == nil && o.recs != nil {
-			results[i] = w.append(ctx, o.recs)
+		if results[i] == nil && o.Recs != nil {
+			results[i] = w.append(ctx, o.Recs)
 		}
 	}
 	s.finish(w, results)
@@ -688,12 +593,6 @@ func fillErr(results []error, err error) {
 		if results[i] == nil {
 			results[i] = err
 		}
-	}
-}
-
-func answer(batch []*op, results []error) {
-	for i, o := range batch {
-		o.err <- results[i]
 	}
 }
 
