@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/demurhq/demur"
 )
@@ -14,10 +15,11 @@ import (
 // one, each caller gets its own op's result, records are settled only on
 // success, and nothing is taken after Close.
 func TestBatchesAndAnswers(t *testing.T) {
-	gate := make(chan struct{})
+	gate, entered := make(chan struct{}), make(chan struct{}, 2)
 	var mu sync.Mutex
 	var sizes []int
 	w := Start(Limits{Queue: 64, Ops: 64, Bytes: 1 << 20}, func(batch []*Op) []error {
+		entered <- struct{}{}
 		<-gate
 		mu.Lock()
 		sizes = append(sizes, len(batch))
@@ -36,7 +38,8 @@ func TestBatchesAndAnswers(t *testing.T) {
 	})
 	first := make(chan error, 1)
 	go func() { first <- w.Write(context.Background(), demur.HashBlobs([][]byte{[]byte("x")}), nil) }()
-	// While the first commit waits at the gate, 10 more writes queue up.
+	<-entered // the first write is being committed, alone
+	// While its commit waits at the gate, 10 more writes queue up.
 	const n = 10
 	recs := make([]*demur.Record, n)
 	errs := make([]error, n)
@@ -49,8 +52,11 @@ func TestBatchesAndAnswers(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = w.Write(context.Background(), nil, []*demur.Record{recs[i]}) }()
 	}
-	for len(w.ops) < n {
-		// the queue fills while the writer is held
+	for deadline := time.Now().Add(10 * time.Second); len(w.ops) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(gate)
+			t.Fatalf("%d of %d writes queued", len(w.ops), n)
+		}
 	}
 	close(gate)
 	wg.Wait()
