@@ -79,8 +79,15 @@ type DirectBus interface {
 	// returns once it has acked it; it fails if there is none, or if no
 	// ack comes before ctx ends.
 	Send(ctx context.Context, subject string, data []byte) error
-	// Listen receives what Send hands over on subject. Acking a delivery
-	// answers its Send; processes listening on one subject share the
-	// messages.
+	// HandOff hands data to one consumer listening on subject together
+	// with the duty to ack d, a durable delivery from this bus: acking the
+	// handed-over message acks d. It returns once data is sent, without
+	// waiting for anyone. A message lost on the way, or sent while nobody
+	// listens, leaves d unacked, so the sender still holds it and sends
+	// again; receivers must drop what they have seen.
+	HandOff(ctx context.Context, subject string, data []byte, d Delivery) error
+	// Listen receives what Send and HandOff hand over on subject. Acking
+	// a delivery answers its Send, or acks the delivery handed off with
+	// it; processes listening on one subject share the messages.
 	Listen(subject string) (Consumer, error)
 }

@@ -24,14 +24,20 @@
 //
 // # Direct hand-over
 //
-// [Bus.Send] and [Bus.Listen] (demur.DirectBus) hand a message to one
-// listening process over core NATS request/reply, on a subject no stream
-// captures (demur.SubjectTurn): nothing is stored, and Send returns once the
-// listener has acked the message, which the listener may do after it has
-// recorded it. A message nobody acks is sent again by its sender. Agents
-// hand results to their coordinator this way: a result needs no storage on
-// the bus when the agent's task stays unacked until the coordinator has
-// recorded the result.
+// [Bus.Send], [Bus.HandOff] and [Bus.Listen] (demur.DirectBus) hand a
+// message to one listening process over core NATS, on a subject no stream
+// captures (demur.SubjectTurn): nothing is stored. Send is a request and
+// returns once the listener has acked the message, which the listener may
+// do after it has recorded it. HandOff is a plain publish that carries the
+// JetStream ack subject of a task delivery in a Demur-Ack header: the
+// listener's ack of the message acks that task, so the sender need not
+// wait, and a result costs one message instead of three (request, answer,
+// the sender's ack). A listener only publishes an ack to a subject that
+// acks a DEMUR_TASKS message ([ErrNotTaskAck] otherwise). Either way a
+// message nobody acks is sent again by its sender. Agents hand results to
+// their coordinator this way: a result needs no storage on the bus when
+// the agent's task stays unacked until the coordinator has recorded the
+// result.
 //
 // # Consumers
 //

@@ -20,8 +20,8 @@ const RetryWindow = 30 * time.Second
 // get; demur tolerates both, since results and tasks are keyed by
 // task/attempt and the coordinator drops what it has seen.
 //
-// A DirectBus stays one: Send and Listen pass through unretried, since
-// their callers repeat a Send that fails anyway.
+// A DirectBus stays one: Send, HandOff and Listen pass through unretried,
+// since their callers send again anyway.
 func Retrying(b demur.Bus) demur.Bus {
 	if d, ok := b.(demur.DirectBus); ok {
 		return retryDirectBus{retryBus{b}, d}
@@ -38,6 +38,10 @@ type retryDirectBus struct {
 
 func (r retryDirectBus) Send(ctx context.Context, subject string, data []byte) error {
 	return r.direct.Send(ctx, subject, data)
+}
+
+func (r retryDirectBus) HandOff(ctx context.Context, subject string, data []byte, d demur.Delivery) error {
+	return r.direct.HandOff(ctx, subject, data, d)
 }
 
 func (r retryDirectBus) Listen(subject string) (demur.Consumer, error) {
@@ -92,6 +96,9 @@ type retryDelivery struct{ demur.Delivery }
 func (r retryDelivery) Ack() error {
 	return retry(context.Background(), r.Delivery.Ack)
 }
+
+// Unwrap returns the bus's own delivery, which DirectBus.HandOff needs.
+func (r retryDelivery) Unwrap() demur.Delivery { return r.Delivery }
 
 // retry runs f until it succeeds, ctx ends or RetryWindow passes. Errors
 // that say the bus is closed are final.
