@@ -46,13 +46,35 @@ type Agent struct {
 	// deadline (Delivery.InProgress); 0 means 10s. It must stay well under
 	// the bus's AckWait, or a slow turn is redelivered to another agent.
 	KeepAlive time.Duration
+	// ResendAfter is how long a result waits for the coordinator to record
+	// it before the agent sends it again; 0 means 10s. A held result
+	// (HandOff) is then sent again at doubling intervals up to a minute:
+	// the job may just be paused.
+	ResendAfter time.Duration
 	// Direct hands results to the coordinator on TurnSubject when the bus
 	// is a demur.DirectBus, and acks the task once the coordinator has
 	// recorded the result. Set it only for a coordinator that listens
-	// there (Coordinator.Run does); otherwise results go on ResultSubject.
+	// there (Coordinator.Run does); otherwise results go on ResultsSubject.
 	Direct bool
-	conv   conversation
-	buf    bytes.Buffer // the encoded result
+	// HandOff, with Direct, hands the task's ack over with the result
+	// (DirectBus.HandOff): the coordinator acks the task once it has
+	// recorded the result, and the agent does not wait for it. The agent
+	// keeps the task in progress and the result at hand until its next
+	// task comes, sending the result again while none does. Set it only
+	// for a coordinator that acks handed-off tasks (Coordinator.Run does).
+	HandOff bool
+	conv    conversation
+	buf     bytes.Buffer // the encoded result
+	held    *heldResult
+}
+
+// heldResult is a result handed off with its task's ack and not yet known
+// to be recorded.
+type heldResult struct {
+	key  string // the task/attempt
+	data []byte // the encoded result; Agent.buf until the next turn
+	d    demur.Delivery
+	stop func() // ends the task's keep-alive
 }
 
 // TaskSubject is the bus subject of one agent's task queue.
@@ -85,8 +107,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
+	defer a.release()
 	for {
-		d, err := cons.Next(ctx)
+		d, err := a.next(ctx, cons)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -102,21 +125,101 @@ func (a *Agent) Run(ctx context.Context) error {
 		if as.Stop {
 			return d.Ack()
 		}
-		// The task stays ours, not redelivered, while the backend thinks and
-		// until the result is safe.
-		stop := keepAlive(d, every)
-		err = a.answer(ctx, a.work(ctx, &as.Task))
-		stop()
-		if err != nil {
+		if err := a.serve(ctx, d, &as.Task, every); err != nil {
 			return err
 		}
-		// Ack only once the result is safe: a crash before this line
-		// redelivers the task, and the coordinator drops the duplicate
-		// result.
-		if err := d.Ack(); err != nil {
-			return fmt.Errorf("agent %s: ack task: %w", a.ID, err)
-		}
 	}
+}
+
+// serve runs one task and gets its result to the coordinator.
+func (a *Agent) serve(ctx context.Context, d demur.Delivery, t *demur.Task, every time.Duration) error {
+	if h := a.held; h != nil && h.key == taskKey(t) {
+		// The task came back (its ack was lost): the result is at hand.
+		h.stop()
+		h.d, h.stop = d, keepAlive(d, every)
+		return a.handOff(ctx, h)
+	}
+	a.release() // a new task: the coordinator has recorded the last result
+	// The task stays ours, not redelivered, while the backend thinks and
+	// until the result is safe.
+	stop := keepAlive(d, every)
+	res := a.work(ctx, t)
+	if a.handsOff() {
+		data, err := a.encode(res)
+		if err != nil {
+			stop()
+			return err
+		}
+		a.held = &heldResult{key: taskKey(t), data: data, d: d, stop: stop}
+		return a.handOff(ctx, a.held)
+	}
+	err := a.answer(ctx, res)
+	stop()
+	if err != nil {
+		return err
+	}
+	// Ack only once the result is safe: a crash before this line
+	// redelivers the task, and the coordinator drops the duplicate result.
+	if err := d.Ack(); err != nil {
+		return fmt.Errorf("agent %s: ack task: %w", a.ID, err)
+	}
+	return nil
+}
+
+func taskKey(t *demur.Task) string { return fmt.Sprintf("%s/%d", t.ID, t.Attempt) }
+
+func (a *Agent) handsOff() bool {
+	_, ok := a.Bus.(demur.DirectBus)
+	return a.Direct && a.HandOff && ok
+}
+
+// next waits for the next task. While a handed-off result waits for its
+// task's ack it sends the result again now and then: it may have been
+// lost, or sent while the coordinator was away (restarting). The
+// coordinator drops a result it has seen, and acks its task again.
+func (a *Agent) next(ctx context.Context, cons demur.Consumer) (demur.Delivery, error) {
+	wait := a.resendAfter()
+	for {
+		if a.held == nil {
+			return cons.Next(ctx)
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		d, err := cons.Next(wctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return d, err
+		}
+		if err := a.handOff(ctx, a.held); err != nil {
+			return nil, err
+		}
+		wait = min(2*wait, max(resendHeldMax, a.resendAfter()))
+	}
+}
+
+// handOff sends a held result with its task's ack.
+func (a *Agent) handOff(ctx context.Context, h *heldResult) error {
+	if err := a.Bus.(demur.DirectBus).HandOff(ctx, TurnSubject(a.Job), h.data, h.d); err != nil {
+		return fmt.Errorf("agent %s: hand off result: %w", a.ID, err)
+	}
+	return nil
+}
+
+// release forgets the held result, if any, and ends its task's keep-alive.
+func (a *Agent) release() {
+	if a.held != nil {
+		a.held.stop()
+		a.held = nil
+	}
+}
+
+// encode encodes a result into the agent's buffer: a result is tens of
+// kilobytes, and the bus has copied it by the time a send returns.
+func (a *Agent) encode(res *Result) ([]byte, error) {
+	a.buf.Reset()
+	if err := json.NewEncoder(&a.buf).Encode(res); err != nil {
+		return nil, fmt.Errorf("agent %s: encode result: %w", a.ID, err)
+	}
+	return a.buf.Bytes(), nil
 }
 
 // answer sends a turn's result to the coordinator. On a DirectBus (with
@@ -126,13 +229,10 @@ func (a *Agent) Run(ctx context.Context) error {
 // the coordinator drops a result it has seen. Otherwise it publishes the
 // result on the job's durable result subject.
 func (a *Agent) answer(ctx context.Context, res *Result) error {
-	// One buffer per agent: a result is tens of kilobytes, and the bus has
-	// copied it by the time Publish or Send returns.
-	a.buf.Reset()
-	if err := json.NewEncoder(&a.buf).Encode(res); err != nil {
-		return fmt.Errorf("agent %s: encode result: %w", a.ID, err)
+	data, err := a.encode(res)
+	if err != nil {
+		return err
 	}
-	data := a.buf.Bytes()
 	db, ok := a.Bus.(demur.DirectBus)
 	if !a.Direct || !ok {
 		if err := a.Bus.Publish(ctx, ResultSubject(a.Job), data); err != nil {
@@ -142,7 +242,7 @@ func (a *Agent) answer(ctx context.Context, res *Result) error {
 	}
 	wait := resendMin
 	for {
-		sctx, cancel := context.WithTimeout(ctx, resendAfter)
+		sctx, cancel := context.WithTimeout(ctx, a.resendAfter())
 		err := db.Send(sctx, TurnSubject(a.Job), data)
 		cancel()
 		if err == nil {
@@ -157,13 +257,20 @@ func (a *Agent) answer(ctx context.Context, res *Result) error {
 	}
 }
 
-// resendAfter is how long an agent waits for the coordinator to record a
-// result before it sends it again; resendMin and resendMax bound the pause
-// between sends when none got through (no coordinator listening).
+func (a *Agent) resendAfter() time.Duration {
+	if a.ResendAfter > 0 {
+		return a.ResendAfter
+	}
+	return 10 * time.Second
+}
+
+// resendMin and resendMax bound the pause between sends when none got
+// through (no coordinator listening); resendHeldMax bounds the interval
+// between sends of a held result.
 const (
-	resendAfter = 10 * time.Second
-	resendMin   = 100 * time.Millisecond
-	resendMax   = 2 * time.Second
+	resendHeldMax = time.Minute
+	resendMin     = 100 * time.Millisecond
+	resendMax     = 2 * time.Second
 )
 
 // work runs one turn.
@@ -181,7 +288,7 @@ func (a *Agent) work(ctx context.Context, t *demur.Task) *Result {
 	}
 	start := time.Now()
 	resp, err := a.Backend.Generate(ctx, req)
-	res := &Result{Task: *t, Agent: a.ID}
+	res := &Result{Task: echo(t), Agent: a.ID}
 	if err != nil {
 		res.Err = err.Error()
 		return res
@@ -196,6 +303,15 @@ func (a *Agent) work(ctx context.Context, t *demur.Task) *Result {
 	res.Turn.Response.Truth = nil
 	a.conv.add(prompt, resp.Output)
 	return res
+}
+
+// echo is what a result carries back of its task: which task and attempt,
+// and where it goes. The coordinator takes the rest (outline, brief,
+// summaries: a tenth of a result) from its own plan.
+func echo(t *demur.Task) demur.Task {
+	e := *t
+	e.Outline, e.Brief, e.PrevSummary, e.Frame = nil, "", "", ""
+	return e
 }
 
 // keepAlive extends d's ack deadline every interval until stop is called.

@@ -86,6 +86,12 @@ func (s *scripted) Generate(_ context.Context, req *demur.Request) (*demur.Respo
 		Usage: demur.Usage{CompletionTokens: 100}, Truth: []byte(`{"kind":"comply"}`)}, nil
 }
 
+func (s *scripted) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.turns
+}
+
 func firstLine(s, prefix string) string {
 	for _, l := range strings.Split(s, "\n") {
 		if strings.HasPrefix(l, prefix) {
@@ -110,9 +116,11 @@ type harness struct {
 	bus      *natsbus.Bus
 	spec     *job.Spec
 	backends map[string]*scripted
-	// direct lists the agents that hand results over (Agent.Direct); the
-	// others publish them on the durable result subject.
-	direct map[string]bool
+	// direct lists the agents that hand results over (Agent.Direct), and
+	// handOff those of them that hand their task's ack over with it
+	// (Agent.HandOff); the others publish them on the durable result
+	// subject.
+	direct, handOff map[string]bool
 	// agentBus, when set, is the agents' bus instead of bus.
 	agentBus demur.Bus
 }
@@ -161,7 +169,8 @@ func (h *harness) runWith(ctx context.Context, t *testing.T, pol *policy.Policy,
 		if h.agentBus != nil {
 			bus = h.agentBus
 		}
-		a := &Agent{ID: e.ID, Job: h.spec.JobID(), Agents: len(entries), Backend: h.backends[e.ID], Bus: bus, Direct: h.direct[e.ID]}
+		a := &Agent{ID: e.ID, Job: h.spec.JobID(), Agents: len(entries), Backend: h.backends[e.ID], Bus: bus,
+			Direct: h.direct[e.ID], HandOff: h.handOff[e.ID]}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = a.Run(actx) }()
 	}
@@ -234,38 +243,60 @@ func runRetiringAfterOne(ctx context.Context, t *testing.T, h *harness, spec *jo
 	return rp
 }
 
-// publishCounter counts results published on the durable result subject.
-type publishCounter struct {
+// resultCounter counts results by the way they reach the coordinator.
+type resultCounter struct {
 	*natsbus.Bus
-	results atomic.Int64
+	published, sent, handedOff atomic.Int64
 }
 
-func (p *publishCounter) Publish(ctx context.Context, subject string, data []byte) error {
+func (p *resultCounter) Publish(ctx context.Context, subject string, data []byte) error {
 	if strings.HasPrefix(subject, "demur.result.") {
-		p.results.Add(1)
+		p.published.Add(1)
 	}
 	return p.Bus.Publish(ctx, subject, data)
 }
 
-// TestDirectResults runs a job whose agents hand some results over
-// (Agent.Direct) and publish the others, as a job served by workers of two
-// versions would: the coordinator takes both, and every section is written
-// once.
-func TestDirectResults(t *testing.T) {
+func (p *resultCounter) Send(ctx context.Context, subject string, data []byte) error {
+	p.sent.Add(1)
+	return p.Bus.Send(ctx, subject, data)
+}
+
+func (p *resultCounter) HandOff(ctx context.Context, subject string, data []byte, d demur.Delivery) error {
+	p.handedOff.Add(1)
+	return p.Bus.HandOff(ctx, subject, data, d)
+}
+
+// TestResultPaths runs a job whose agents hand results over with their
+// task's ack (Agent.HandOff), hand them over and ack the task themselves
+// (Agent.Direct), or publish them, as a job served by workers of three
+// versions would: the coordinator takes all three, and every section is
+// written once.
+func TestResultPaths(t *testing.T) {
 	spec := testSpec(t, 3, 4)
 	h := newHarness(t, t.TempDir(), spec, map[string]int{"agent-01": 2})
 	defer h.close()
-	counter := &publishCounter{Bus: h.bus}
+	counter := &resultCounter{Bus: h.bus}
 	h.agentBus = counter
 	h.direct = map[string]bool{"agent-01": true, "agent-02": true}
+	h.handOff = map[string]bool{"agent-01": true}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rp := runRetiringAfterOne(ctx, t, h, spec, 12)
-	published := counter.results.Load()
-	direct := h.backends["agent-01"].turns + h.backends["agent-02"].turns
-	if want := int64(rp.Turns - direct); published != want || direct == 0 || published == 0 {
-		t.Fatalf("%d results published, %d handed over, %d turns: want the agent-03 turns published, the rest handed over",
-			published, direct, rp.Turns)
+	runRetiringAfterOne(ctx, t, h, spec, 12)
+	for _, c := range []struct {
+		path  string
+		agent string
+		n     int64
+	}{
+		{"handed off", "agent-01", counter.handedOff.Load()},
+		{"sent", "agent-02", counter.sent.Load()},
+		{"published", "agent-03", counter.published.Load()},
+	} {
+		if turns := int64(h.backends[c.agent].turns); c.n != turns || turns == 0 {
+			t.Errorf("%d results %s, want %s's %d turns", c.n, c.path, c.agent, turns)
+		}
+	}
+	if pending, err := h.bus.Pending(ctx, TaskSubject(spec.JobID(), ">")); err != nil || pending != 0 {
+		t.Errorf("%d tasks left unacked (%v)", pending, err)
 	}
 }
 

@@ -128,6 +128,7 @@ type Coordinator struct {
 	pending     []*demur.Record
 	blobs       [][]byte // outputs the pending records name, written with them
 	outbox      []demur.BusMessage
+	acks        []demur.Delivery // results the pending records came from
 }
 
 // New returns a coordinator for cfg.
@@ -300,9 +301,10 @@ func (c *Coordinator) finish(ctx context.Context) (*demur.JobEndPayload, error) 
 // handle runs one result through detect → decide → record and applies the
 // decision to the plan; the records and messages go out at the next flush.
 func (c *Coordinator) handle(ctx context.Context, res *Result) error {
-	key := fmt.Sprintf("%s/%d", res.Task.ID, res.Task.Attempt)
+	key := taskKey(&res.Task)
 	a, ok := c.agents[res.Agent]
-	if !ok || c.seen[key] {
+	_, planned := c.byID[res.Task.ID]
+	if !ok || !planned || c.seen[key] {
 		return nil // a duplicate delivery, or a stranger: nothing to do twice
 	}
 	c.seen[key] = true
@@ -315,7 +317,7 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 	v := c.judge(a, res)
 	d := c.decide(a, res, v)
 	if d.Action == demur.ActionAccept {
-		c.summaries[res.Task.Index] = summarize(res.Turn.Output)
+		c.summaries[c.cfg.Tasks[c.byID[res.Task.ID]].Index] = summarize(res.Turn.Output)
 	}
 	c.apply(res, blob, words, v, d)
 	return nil
@@ -397,7 +399,7 @@ func (c *Coordinator) decide(a *agentState, res *Result, v demur.Verdict) demur.
 func (c *Coordinator) apply(res *Result, blob string, words int, v demur.Verdict, d demur.Decision) {
 	id, agent := res.Task.ID, res.Agent
 	c.last[id] = lastOutput{agent: agent, attempt: res.Task.Attempt, blob: blob, words: words}
-	c.carryOut(id, agent, d.Action, reframe(&res.Task))
+	c.carryOut(id, agent, d.Action, reframe(&c.cfg.Tasks[c.byID[id]]))
 	a := c.agents[agent]
 	if d.Next != "" {
 		a.next = d.Next
@@ -570,8 +572,11 @@ func (c *Coordinator) send(agent string, as Assignment) {
 	c.outbox = append(c.outbox, demur.BusMessage{Subject: TaskSubject(c.cfg.Job, agent), Data: data})
 }
 
-// flush makes pending records durable, then sends pending messages: a
-// decision is in the log before it takes effect.
+// flush makes pending records durable, then acks the results they came
+// from and sends pending messages: a decision is in the log before it
+// takes effect, and a result leaves the bus only once recorded (a crash
+// before the acks has it sent again, and seen[] drops the duplicate).
+// Acks and tasks go out together, in one write where the bus buffers.
 func (c *Coordinator) flush(ctx context.Context) error {
 	if len(c.pending) > 0 || len(c.blobs) > 0 {
 		if err := demur.AppendWithBlobs(ctx, c.cfg.Store, c.blobs, c.pending...); err != nil {
@@ -581,6 +586,13 @@ func (c *Coordinator) flush(ctx context.Context) error {
 		clear(c.blobs) // drop the outputs
 		c.blobs = c.blobs[:0]
 	}
+	for _, d := range c.acks {
+		if err := d.Ack(); err != nil {
+			return fmt.Errorf("ack result: %w", err)
+		}
+	}
+	clear(c.acks)
+	c.acks = c.acks[:0]
 	for _, o := range c.appliedNow {
 		if c.cfg.OnOverrideApplied != nil {
 			c.cfg.OnOverrideApplied(o)

@@ -65,11 +65,10 @@ func nextBatch(first delivery, ch <-chan delivery) []delivery {
 }
 
 // onResults handles a batch of result messages: detect, decide and record
-// each, then make the records durable, act, and ack the results. A result
+// each, then make the records durable, ack the results and act. A result
 // that cannot be read, or the consumer's error, ends the batch: what came
 // before it is still recorded and acked, then the error is returned.
 func (c *Coordinator) onResults(ctx context.Context, batch []delivery) error {
-	acks := make([]demur.Delivery, 0, len(batch))
 	var failed error
 	for _, ev := range batch {
 		if ev.err != nil {
@@ -85,18 +84,11 @@ func (c *Coordinator) onResults(ctx context.Context, batch []delivery) error {
 		if err := c.handle(ctx, &res); err != nil {
 			return err
 		}
-		acks = append(acks, ev.d)
+		c.acks = append(c.acks, ev.d)
 	}
 	c.dispatch()
 	if err := c.flush(ctx); err != nil {
 		return err
-	}
-	// Ack only once the results' records are durable: a crash before this
-	// line redelivers them, and seen[] drops the duplicates.
-	for _, d := range acks {
-		if err := d.Ack(); err != nil {
-			return fmt.Errorf("ack result: %w", err)
-		}
 	}
 	return failed
 }

@@ -48,6 +48,11 @@ type Announcement struct {
 	// job's turn subject (coord.Agent.Direct); coordinators from before it
 	// read only the durable result subject.
 	DirectResults bool `json:"direct_results,omitempty"`
+	// HandOffResults says the coordinator acks the task a result handed
+	// over on the turn subject carries (coord.Agent.HandOff), so the agent
+	// need not wait for an answer; coordinators from before it answer
+	// each result and leave the ack to the agent.
+	HandOffResults bool `json:"hand_off_results,omitempty"`
 	// Coordinator is the lease holder that wrote this announcement.
 	Coordinator string    `json:"coordinator"`
 	Updated     time.Time `json:"updated"`

@@ -439,7 +439,8 @@ func (w *Worker) start(ctx context.Context, a *Announcement, i int, held *Held) 
 	actx, cancel := context.WithCancel(ctx)
 	h := &hosted{job: a.Job, agent: entry.ID, lease: held, cancel: cancel, done: make(chan struct{}), renewed: time.Now()}
 	ag := &coord.Agent{ID: entry.ID, Job: a.Job, Agents: len(a.Agents), Model: entry.Model,
-		Backend: be, Bus: Retrying(w.cfg.Bus), Logprobs: true, KeepAlive: w.cfg.KeepAlive, Direct: a.DirectResults}
+		Backend: be, Bus: Retrying(w.cfg.Bus), Logprobs: true, KeepAlive: w.cfg.KeepAlive,
+		Direct: a.DirectResults, HandOff: a.HandOffResults}
 	go func() {
 		defer close(h.done)
 		defer cancel()

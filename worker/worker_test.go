@@ -138,11 +138,19 @@ func announceWith(t *testing.T, b *natsbus.Bus, jobID string, tune func(*Announc
 }
 
 // TestDirectResults: for a coordinator that announces DirectResults, an
-// agent hands its result over on the turn subject and acks its task only
-// once the coordinator has acked the result.
+// agent hands its result over on the turn subject and its task is acked
+// only once the coordinator has acked the result: by the agent when the
+// coordinator answers, or, when the coordinator also announces
+// HandOffResults, by the coordinator's ack itself.
 func TestDirectResults(t *testing.T) {
+	for _, handOff := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handoff=%v", handOff), func(t *testing.T) { testDirectResults(t, handOff) })
+	}
+}
+
+func testDirectResults(t *testing.T, handOff bool) {
 	b := embedded(t)
-	a := announceWith(t, b, "wk-direct", func(a *Announcement) { a.DirectResults = true })
+	a := announceWith(t, b, "wk-direct", func(a *Announcement) { a.DirectResults, a.HandOffResults = true, handOff })
 	w := startWorker(t, b, "w1", 0, nil)
 	waitFor(t, "every agent hosted", func() bool { return len(w.agents()) == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

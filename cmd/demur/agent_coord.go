@@ -97,7 +97,7 @@ func startDistributed(ctx context.Context, nf *natsFlags, p *plannedJob, store d
 		return nil, err
 	}
 	d.ann = worker.Announcement{Job: jobID, Spec: p.specData, Seed: p.spec.Seed, Agents: p.agents,
-		Groups: p.groups, Retired: retired, Coordinator: holder, DirectResults: true}
+		Groups: p.groups, Retired: retired, Coordinator: holder, DirectResults: true, HandOffResults: true}
 	for _, g := range p.groups {
 		d.ann.Profiles = append(d.ann.Profiles, p.spec.Agents[g].Profile)
 	}

@@ -451,7 +451,7 @@ func (ap *agentPool) agent(id string, g job.AgentGroup, model string) (*coord.Ag
 		return nil, err
 	}
 	// Direct: this process's coordinator listens for results on the turn subject.
-	return &coord.Agent{ID: id, Job: ap.jobID, Agents: len(ap.p.agents), Model: model, Bus: ap.bus, Logprobs: true, Backend: b, Direct: true}, nil
+	return &coord.Agent{ID: id, Job: ap.jobID, Agents: len(ap.p.agents), Model: model, Bus: ap.bus, Logprobs: true, Backend: b, Direct: true, HandOff: true}, nil
 }
 
 func (ap *agentPool) run(ag *coord.Agent) {
