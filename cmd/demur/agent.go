@@ -178,6 +178,10 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A worker's live heap is a few megabytes, while every turn allocates
+	// its prompt, output and messages (tens of kilobytes), so at Go's
+	// default target it collects several times a second.
+	raiseGCTarget(agentGCPercent)
 	if o.name == "" {
 		host, _ := os.Hostname()
 		o.name = fmt.Sprintf("%s-%d", host, os.Getpid())
