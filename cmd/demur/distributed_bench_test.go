@@ -37,6 +37,9 @@ policy: {retire_after: 2, min_confidence: 0.5}
 //
 //	go test -run '^$' -bench Distributed -benchtime 1x ./cmd/demur/
 //
+// It builds demur from this tree, unless DEMUR_BENCH_BIN names a demur
+// binary to run instead (to compare two builds on one machine).
+//
 // Both modes run the same seeds, so they do the same work: the same
 // sections, refusals and redos. `demur run` is charged whole, start-up
 // included, in both modes. The NATS server and the workers are standing
@@ -44,9 +47,12 @@ policy: {retire_after: 2, min_confidence: 0.5}
 // moment the job starts (the workers have joined and gone idle) until
 // they have stopped after it; the workers' start-up is logged apart.
 func BenchmarkDistributed(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "demur")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build demur: %v\n%s", err, out)
+	bin := os.Getenv("DEMUR_BENCH_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "demur")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			b.Fatalf("build demur: %v\n%s", err, out)
+		}
 	}
 	seed := 1000 + time.Now().UnixNano()%1000000
 	single := map[int64]float64{} // words per CPU second, by seed
