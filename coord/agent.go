@@ -22,6 +22,8 @@ type Assignment struct {
 
 // Result is the message an agent sends the coordinator after a turn.
 type Result struct {
+	// Task is the task answered, without the texts only the prompt needs
+	// (outline, brief, summary, frame): the coordinator has its plan.
 	Task  demur.Task      `json:"task"`
 	Agent string          `json:"agent"`
 	Turn  demur.Turn      `json:"turn"`
@@ -54,7 +56,7 @@ type Agent struct {
 	// Direct hands results to the coordinator on TurnSubject when the bus
 	// is a demur.DirectBus, and acks the task once the coordinator has
 	// recorded the result. Set it only for a coordinator that listens
-	// there (Coordinator.Run does); otherwise results go on ResultsSubject.
+	// there (Coordinator.Run does); otherwise results go on ResultSubject.
 	Direct bool
 	// HandOff, with Direct, hands the task's ack over with the result
 	// (DirectBus.HandOff): the coordinator acks the task once it has
