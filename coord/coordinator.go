@@ -102,33 +102,37 @@ type queued struct {
 
 // Coordinator runs one job.
 type Coordinator struct {
-	cfg         Config
-	byID        map[string]int
-	agents      map[string]*agentState
-	order       []string
-	queue       []queued
-	done        map[string]bool
-	aborted     map[string]bool
-	attempts    map[string]int
-	repeats     map[string]map[demur.Kind]int
-	seen        map[string]bool // task/attempt results already processed
-	last        map[string]lastOutput
-	escalated   map[string]escalation
-	paused      bool            // the whole job, by a storm or a person
-	applied     map[string]bool // override IDs already carried out
-	splitInto   map[string][]string
-	summaries   map[int]string   // opening of each written section, by index
-	appliedNow  []demur.Override // applied since the last flush
-	spawned     int              // fallback agents started mid-job
-	window      *ring            // refusals among the job's last turns, for the storm breaker
-	jobRefusals int
-	planned     int // sections in the plan, before any split
-	started     bool
-	ended       *demur.JobEndPayload
-	pending     []*demur.Record
-	blobs       [][]byte // outputs the pending records name, written with them
-	outbox      []demur.BusMessage
-	acks        []demur.Delivery // results the pending records came from
+	cfg       Config
+	byID      map[string]int
+	agents    map[string]*agentState
+	order     []string
+	queue     []queued
+	done      map[string]bool
+	aborted   map[string]bool
+	attempts  map[string]int
+	repeats   map[string]map[demur.Kind]int
+	seen      map[string]bool // task/attempt results already processed
+	last      map[string]lastOutput
+	escalated map[string]escalation
+	paused    bool            // the whole job, by a storm or a person
+	applied   map[string]bool // override IDs already carried out
+	splitInto map[string][]string
+	parentOf  map[string]string // a split section's parts' parent
+	// openTasks and sectionsWritten are remaining() and sectionsDone(),
+	// kept up to date by markDone, markAborted, unabort and split.
+	openTasks, sectionsWritten int
+	summaries                  map[int]string   // opening of each written section, by index
+	appliedNow                 []demur.Override // applied since the last flush
+	spawned                    int              // fallback agents started mid-job
+	window                     *ring            // refusals among the job's last turns, for the storm breaker
+	jobRefusals                int
+	planned                    int // sections in the plan, before any split
+	started                    bool
+	ended                      *demur.JobEndPayload
+	pending                    []*demur.Record
+	blobs                      [][]byte // outputs the pending records name, written with them
+	outbox                     []demur.BusMessage
+	acks                       []demur.Delivery // results the pending records came from
 }
 
 // New returns a coordinator for cfg.
@@ -138,7 +142,8 @@ func New(cfg Config) *Coordinator {
 		done: map[string]bool{}, aborted: map[string]bool{}, attempts: map[string]int{},
 		repeats: map[string]map[demur.Kind]int{}, seen: map[string]bool{},
 		last: map[string]lastOutput{}, escalated: map[string]escalation{}, applied: map[string]bool{},
-		splitInto: map[string][]string{}, planned: len(cfg.Tasks), summaries: map[int]string{},
+		splitInto: map[string][]string{}, parentOf: map[string]string{}, planned: len(cfg.Tasks),
+		openTasks: len(cfg.Tasks), summaries: map[int]string{},
 	}
 	c.cfg.Tasks = append([]demur.Task(nil), cfg.Tasks...) // splits append parts
 	pol := *cfg.Policy
@@ -328,7 +333,7 @@ func (c *Coordinator) handle(ctx context.Context, res *Result) error {
 func (c *Coordinator) backendFailed(res *Result) {
 	c.record(demur.RecTurn, res.Agent, demur.TurnPayload{Task: res.Task.ID, Agent: res.Agent, Attempt: res.Task.Attempt, Error: res.Err})
 	if c.attempts[res.Task.ID] >= c.cfg.Policy.MaxAttempts {
-		c.aborted[res.Task.ID] = true
+		c.markAborted(res.Task.ID)
 		return
 	}
 	c.requeue(queued{task: c.byID[res.Task.ID], avoid: res.Agent})
@@ -451,13 +456,12 @@ func (c *Coordinator) carryOut(id, agent string, a demur.Action, frame string) {
 			c.requeue(queued{task: idx})
 			return
 		}
-		c.done[id] = true
-		delete(c.aborted, id)
+		c.markDone(id)
 		t := &c.cfg.Tasks[idx]
 		c.record(demur.RecSection, "coordinator", demur.SectionPayload{Task: id, Index: t.Index, Agent: last.agent,
 			Attempt: last.attempt, Output: last.blob, Words: last.words, Part: t.Part, Parts: t.Parts})
 	case demur.ActionAbort:
-		c.aborted[id] = true
+		c.markAborted(id)
 	case demur.ActionRetry:
 		c.requeue(queued{task: idx, only: agent})
 	case demur.ActionRefreshContext:
@@ -465,7 +469,7 @@ func (c *Coordinator) carryOut(id, agent string, a demur.Action, frame string) {
 	case demur.ActionReframe:
 		c.requeue(queued{task: idx, only: agent, refresh: true, frame: frame})
 	case demur.ActionForce:
-		delete(c.aborted, id)
+		c.unabort(id)
 		c.requeue(queued{task: idx, only: agent, force: true})
 	case demur.ActionSplit:
 		c.split(id)
@@ -489,6 +493,17 @@ func reframe(t *demur.Task) string {
 		"A fresh angle is welcome: concrete examples, a case, or a checklist.", t.DocTitle, t.Chapter, t.Section, t.Title)
 }
 
+// unqueueAt removes queue entry i. Dispatch nearly always takes the
+// first, which costs nothing that way; copying the rest of the queue
+// down made each dispatch linear in the queue, the whole plan at first.
+func (c *Coordinator) unqueueAt(i int) {
+	if i == 0 {
+		c.queue = c.queue[1:]
+		return
+	}
+	c.queue = append(c.queue[:i], c.queue[i+1:]...)
+}
+
 // requeue puts a task back at the front, so the document fills in order.
 func (c *Coordinator) requeue(q queued) {
 	c.queue = append([]queued{q}, c.queue...)
@@ -507,7 +522,7 @@ func (c *Coordinator) dispatch() {
 			continue
 		}
 		q := c.queue[i]
-		c.queue = append(c.queue[:i], c.queue[i+1:]...)
+		c.unqueueAt(i)
 		t := c.cfg.Tasks[q.task]
 		c.attempts[t.ID]++
 		t.Attempt = c.attempts[t.ID]

@@ -99,7 +99,7 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 		}
 		switch p.Decision.Action {
 		case demur.ActionAbort:
-			c.aborted[p.Task] = true
+			c.markAborted(p.Task)
 		case demur.ActionSplit:
 			c.split(p.Task)
 			c.queue = nil // rebuilt from the plan once replay ends
@@ -115,7 +115,7 @@ func (c *Coordinator) replayOne(r *demur.Record) error {
 			// coordinators of one job), and resuming would hide it.
 			return fmt.Errorf("%w: section %s completed twice (again by attempt %d)", ErrDuplicateSection, p.Task, p.Attempt)
 		}
-		c.done[p.Task] = true
+		c.markDone(p.Task)
 	case demur.RecOverride:
 		var p OverridePayload
 		if err := json.Unmarshal(r.Payload, &p); err != nil {

@@ -39,47 +39,16 @@ func (c *Coordinator) split(id string) {
 	}
 	parts := partTasks(parent, splitParts)
 	ids := make([]string, len(parts))
+	if c.open(id) {
+		c.openTasks--
+	}
 	for i := len(parts) - 1; i >= 0; i-- {
 		c.byID[parts[i].ID] = len(c.cfg.Tasks)
 		c.cfg.Tasks = append(c.cfg.Tasks, parts[i])
 		ids[i] = parts[i].ID
+		c.parentOf[parts[i].ID] = id
 		c.requeue(queued{task: c.byID[parts[i].ID], refresh: true})
 	}
 	c.splitInto[id] = ids
-}
-
-// remaining counts leaf tasks neither written nor given up: a split
-// section counts through its parts.
-func (c *Coordinator) remaining() int {
-	n := 0
-	for _, t := range c.cfg.Tasks {
-		if c.splitInto[t.ID] == nil && !c.done[t.ID] && !c.aborted[t.ID] {
-			n++
-		}
-	}
-	return n
-}
-
-// sectionsDone counts planned sections written whole or in all their parts.
-func (c *Coordinator) sectionsDone() int {
-	n := 0
-	for _, t := range c.cfg.Tasks {
-		if t.Parts == 0 && c.written(t.ID) {
-			n++
-		}
-	}
-	return n
-}
-
-func (c *Coordinator) written(id string) bool {
-	parts := c.splitInto[id]
-	if parts == nil {
-		return c.done[id]
-	}
-	for _, p := range parts {
-		if !c.written(p) {
-			return false
-		}
-	}
-	return true
+	c.openTasks += len(parts)
 }
