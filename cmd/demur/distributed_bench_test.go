@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -120,8 +121,9 @@ func benchOnce(b *testing.B, bin, mode string, seed int64) benchResult {
 	}
 	args := []string{"run", spec, "--out", filepath.Join(dir, "out"), "--json"}
 	var workers []*exec.Cmd
+	var boot []time.Duration // each worker's CPU when the job starts
 	var bus *natsbus.Bus
-	serverCPU, workersBoot := 0.0, 0.0
+	serverCPU := 0.0
 	if mode != "single" {
 		var err error
 		bus, err = natsbus.Embedded(context.Background(), natsbus.EmbeddedOptions{Listen: "127.0.0.1:0"})
@@ -143,13 +145,7 @@ func benchOnce(b *testing.B, bin, mode string, seed int64) benchResult {
 		// A worker's first claim pass follows its heartbeat; let it end, so
 		// that it counts as start-up rather than as the job's.
 		time.Sleep(100 * time.Millisecond)
-		for _, w := range workers {
-			boot, err := procCPU(w.Process.Pid) // clock ticks: 10 ms resolution
-			if err != nil {
-				b.Fatalf("worker start-up: %v", err)
-			}
-			workersBoot += boot.Seconds()
-		}
+		boot = workersCPU(b, workers)
 		serverCPU = -selfCPU()
 	}
 	b.ResetTimer()
@@ -163,25 +159,83 @@ func benchOnce(b *testing.B, bin, mode string, seed int64) benchResult {
 	if err != nil {
 		b.Fatalf("demur run: %v\n%s", err, stderr.String())
 	}
-	cpu := cpuOf(c.ProcessState)
-	parts := fmt.Sprintf("coordinator %.2fs", cpu)
-	for _, w := range workers {
-		_ = w.Process.Signal(syscall.SIGTERM)
-		_ = w.Wait()
-		cpu += cpuOf(w.ProcessState)
-		parts += fmt.Sprintf(", worker %.2fs", cpuOf(w.ProcessState))
-	}
-	cpu -= workersBoot
-	if bus != nil {
-		// The server ran in this process, which otherwise only waited.
-		serverCPU += selfCPU()
-		cpu += serverCPU
-		parts += fmt.Sprintf(" less %.2fs of their start-up, NATS server %.2fs", workersBoot, serverCPU)
-	}
 	var sum runSummary
 	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.Status != "completed" {
 		b.Fatalf("run: %v, status %q\n%s", err, sum.Status, stdout.String())
 	}
+	cpu := cpuOf(c.ProcessState)
+	parts := fmt.Sprintf("coordinator %.2fs", cpu)
+	if bus != nil {
+		// The job is over for the standing infrastructure once the workers
+		// have let its agents go; their own shutdown is not the job's.
+		waitReleased(b, bus, sum.JobID)
+		stopping := 0.0
+		for i, t := range workersCPU(b, workers) {
+			cpu += (t - boot[i]).Seconds()
+			parts += fmt.Sprintf(", worker %.2fs", (t - boot[i]).Seconds())
+			stopping -= t.Seconds()
+		}
+		// The server ran in this process, which otherwise only waited.
+		serverCPU += selfCPU()
+		cpu += serverCPU
+		for _, w := range workers {
+			_ = w.Process.Signal(syscall.SIGTERM)
+			_ = w.Wait()
+			stopping += cpuOf(w.ProcessState)
+		}
+		parts += fmt.Sprintf(", NATS server %.2fs; the workers' start-up (%.2fs) and stop (%.2fs) apart", serverCPU, sumSeconds(boot), stopping)
+	}
 	b.Logf("%s, seed %d: %d sections, %d words in %.2fs wall, %.2fs CPU (%s)", mode, seed, sum.SectionsDone, sum.Words, wall, cpu, parts)
 	return benchResult{sections: float64(sum.SectionsDone), words: float64(sum.Words), wall: wall, cpu: cpu}
+}
+
+// workersCPU reads each worker's CPU time so far from /proc, in clock
+// ticks (10 ms): differences of two readings are unbiased.
+func workersCPU(b *testing.B, workers []*exec.Cmd) []time.Duration {
+	b.Helper()
+	out := make([]time.Duration, len(workers))
+	for i, w := range workers {
+		t, err := procCPU(w.Process.Pid)
+		if err != nil {
+			b.Fatalf("worker CPU: %v", err)
+		}
+		out[i] = t
+	}
+	return out
+}
+
+func sumSeconds(ds []time.Duration) float64 {
+	var s time.Duration
+	for _, d := range ds {
+		s += d
+	}
+	return s.Seconds()
+}
+
+// waitReleased waits until no worker holds a lease on one of job's agents.
+func waitReleased(b *testing.B, bus *natsbus.Bus, job string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := bus.KeyValue(ctx, natsbus.LeasesBucket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		keys, _ := kv.Keys(ctx) // none left is an error
+		held := 0
+		for _, k := range keys {
+			if strings.HasPrefix(k, job+".") && k != job+"._coordinator" {
+				held++
+			}
+		}
+		if held == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("%d agent leases of %s still held 30s after the job", held, job)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
