@@ -42,11 +42,13 @@ policy: {retire_after: 2, min_confidence: 0.5}
 // binary to run instead (to compare two builds on one machine).
 //
 // Both modes run the same seeds, so they do the same work: the same
-// sections, refusals and redos. `demur run` is charged whole, start-up
-// included, in both modes. The NATS server and the workers are standing
-// infrastructure that serves job after job: they are charged from the
-// moment the job starts (the workers have joined and gone idle) until
-// they have stopped after it; the workers' start-up is logged apart.
+// sections, refusals and redos. `demur run` is charged whole, start-up and
+// shutdown included, in both modes. The NATS server and the workers are
+// standing infrastructure that serves job after job: they are charged from
+// the moment the job starts (the workers have joined and gone idle) until
+// the workers have released its agents; the workers' start-up and stop are
+// logged apart. (The server's share includes this process's own polling,
+// which only overcharges distributed mode.)
 func BenchmarkDistributed(b *testing.B) {
 	bin := os.Getenv("DEMUR_BENCH_BIN")
 	if bin == "" {
