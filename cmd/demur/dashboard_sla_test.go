@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -59,8 +60,21 @@ func TestServeSLA(t *testing.T) {
 			t.Fatal("no SLA status")
 		}
 	}
-	if s := statuses[0]; s.Objective.Name != "refusals" || s.Bad == 0 || len(s.Firing) == 0 {
+	s := statuses[0]
+	if s.Objective.Name != "refusals" || s.Bad == 0 || len(s.Firing) == 0 {
 		t.Fatalf("status %+v", s)
+	}
+	// How many page rules fire depends on how many of the chaos refusals
+	// the run drew (the sections each agent gets vary with timing): the
+	// metrics must show as many as the status.
+	pages := 0
+	for _, f := range s.Firing {
+		if f.Severity == "page" {
+			pages++
+		}
+	}
+	if pages == 0 {
+		t.Fatalf("no page alert firing at a refusal rate of %.2f: %+v", s.Rate, s.Firing)
 	}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -68,7 +82,7 @@ func TestServeSLA(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`demur_sla_burn_rate{objective="refusals",sli="refusal_rate",window="1h"}`, `demur_sla_alerts_firing{objective="refusals",severity="page"} 2`, "demur_refusals_total{"} {
+	for _, want := range []string{`demur_sla_burn_rate{objective="refusals",sli="refusal_rate",window="1h"}`, fmt.Sprintf(`demur_sla_alerts_firing{objective="refusals",severity="page"} %d`, pages), "demur_refusals_total{"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
