@@ -175,5 +175,7 @@ func Start(ctx context.Context, c Config, o Options) (*Tracer, error) {
 	if c.OnError != nil {
 		gootel.SetErrorHandler(gootel.ErrorHandlerFunc(c.OnError))
 	}
-	return New(o, sdktrace.WithBatcher(exp, bsp...), sdktrace.WithResource(res), sdktrace.WithSampler(t.sampler)), nil
+	tr := New(o, sdktrace.WithBatcher(exp, bsp...), sdktrace.WithResource(res), sdktrace.WithSampler(t.sampler))
+	tr.sampler = t.sampler
+	return tr, nil
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -113,4 +115,26 @@ func randomSpanID() trace.SpanID {
 	var s trace.SpanID
 	binary.LittleEndian.PutUint64(s[:], mrand.Uint64()|1)
 	return s
+}
+
+// UpstreamTraceparent returns the W3C traceparent of the chat span that a
+// proxy exchange's upstream attempt becomes once its turn is recorded
+// (stream, task, agent and attempt as the turn record names them), in the
+// client's trace when the client sent a traceparent ("" if not). Sent
+// upstream in place of the client's, it makes an upstream that traces
+// (another gateway, a model server) nest its spans under demur's rather
+// than beside them. Its sampled flag is the client's, or this Tracer's
+// sampler's decision for the trace, which the fold's spans follow too.
+// It fits proxy.Config.Traceparent.
+func (t *Tracer) UpstreamTraceparent(stream, task, agent string, attempt int, client string) string {
+	tr := taskTraceID(stream, task)
+	pc := remoteParent(client)
+	flags := trace.TraceFlags(0)
+	if pc.IsValid() {
+		tr, flags = pc.TraceID(), pc.TraceFlags()
+	} else if t.sampler.ShouldSample(sdktrace.SamplingParameters{TraceID: tr, Kind: trace.SpanKindClient}).Decision == sdktrace.RecordAndSample {
+		flags = trace.FlagsSampled
+	}
+	sc := spanContext(tr, spanID(tr, turnKey{task, agent, attempt}.parts("chat")...)).WithTraceFlags(flags)
+	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
 }

@@ -53,9 +53,10 @@ type Options struct {
 // them waits for neither the fold nor the export. It is safe for
 // concurrent use.
 type Tracer struct {
-	tp     *sdktrace.TracerProvider
-	tracer trace.Tracer
-	fold   *fold // owned by the run goroutine
+	tp      *sdktrace.TracerProvider
+	tracer  trace.Tracer
+	sampler sdktrace.Sampler // the provider's, for UpstreamTraceparent
+	fold    *fold            // owned by the run goroutine
 
 	mu     sync.RWMutex // guards closed against sends on q
 	closed bool
@@ -78,7 +79,7 @@ func New(o Options, opts ...sdktrace.TracerProviderOption) *Tracer {
 	opts = append(opts, sdktrace.WithIDGenerator(idGenerator{}))
 	tp := sdktrace.NewTracerProvider(opts...)
 	t := &Tracer{tp: tp, tracer: tp.Tracer(scope, trace.WithSchemaURL(semconv.SchemaURL)), fold: newFold(o.ObserveOnly),
-		q: make(chan item, 1024), done: make(chan struct{})}
+		sampler: traceSampler{sdktrace.AlwaysSample()}, q: make(chan item, 1024), done: make(chan struct{})}
 	go t.run()
 	return t
 }

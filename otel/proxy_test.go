@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -156,5 +157,96 @@ func TestTraceparentHeader(t *testing.T) {
 		if got := chat.Parent().IsValid() && chat.SpanContext().TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736"; got != ok {
 			t.Errorf("%s: joined the client's trace %v, want %v", tp, got, ok)
 		}
+	}
+}
+
+// TestUpstreamTraceparent: with Config.Traceparent from the tracer, each
+// upstream attempt carries the W3C context of the chat span its turn
+// becomes, in the client's trace (and with its sampled flag) when the
+// client sent one; a retry gets its own span. Without it, the client's
+// header goes upstream as it came.
+func TestUpstreamTraceparent(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // the upstream's traceparent, call by call
+	refused := false
+	up := fakeupstream.New(func(r *fakeupstream.Request) fakeupstream.Reply {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.Header.Get("Traceparent"))
+		if strings.Contains(r.Header.Get("X-Test"), "refuse-once") && !refused {
+			refused = true
+			return fakeupstream.Reply{Refusal: "I can't help with that request."}
+		}
+		return fakeupstream.Reply{Text: "A cool spring morning: the river wakes, and the town follows it down to the sea."}
+	})
+	defer up.Close()
+	exp := tracetest.NewInMemoryExporter()
+	tr := otel.New(otel.Options{}, sdktrace.WithSyncer(exp))
+	defer tr.Shutdown(context.Background())
+	srv, err := proxy.New(proxy.Config{Upstream: up.URL + "/v1", Store: tr.Store(openStore(t)), Job: "gateway",
+		Mode: proxy.ModeEnforce, Traceparent: tr.UpstreamTraceparent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	post := func(base string, hdr map[string]string) string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"Describe a river town in one paragraph."}]}`))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get(proxy.HeaderTraceID)
+	}
+	const clientTrace, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	post(hs.URL, map[string]string{"Traceparent": "00-" + clientTrace + "-" + clientSpan + "-01"})
+	own := post(hs.URL, map[string]string{"X-Test": "refuse-once"})
+	post(hs.URL, map[string]string{"Traceparent": "00-" + clientTrace + "-" + clientSpan + "-00"})
+	hs.Close()
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tr)
+
+	chats := map[string]bool{} // the exported chat spans' contexts, as traceparents
+	for _, s := range exp.GetSpans().Snapshots() {
+		if attrs(s)["gen_ai.operation.name"].AsString() == "chat" {
+			sc := s.SpanContext()
+			chats["00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01"] = true
+		}
+	}
+	if len(seen) != 4 || len(chats) != 3 {
+		t.Fatalf("upstream saw %q; %d chat spans exported, want 4 calls and 3 sampled chats", seen, len(chats))
+	}
+	for i, want := range []struct{ trace, flags string }{{clientTrace, "01"}, {own, "01"}, {own, "01"}, {clientTrace, "00"}} {
+		parts := strings.Split(seen[i], "-")
+		if len(parts) != 4 || parts[1] != want.trace || parts[2] == clientSpan || parts[3] != want.flags {
+			t.Errorf("call %d: upstream traceparent %q, want trace %s, a span of demur's, flags %s", i+1, seen[i], want.trace, want.flags)
+		}
+		if want.flags == "01" && !chats[seen[i]] {
+			t.Errorf("call %d: upstream traceparent %q names no exported chat span", i+1, seen[i])
+		}
+	}
+	if seen[1] == seen[2] {
+		t.Errorf("the retry went upstream under the first attempt's span %s", seen[1])
+	}
+
+	// Without Config.Traceparent the client's header passes unchanged.
+	plain, err := proxy.New(proxy.Config{Upstream: up.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs = httptest.NewServer(plain)
+	defer hs.Close()
+	defer plain.Close()
+	tp := "00-" + clientTrace + "-" + clientSpan + "-01"
+	post(hs.URL, map[string]string{"Traceparent": tp})
+	if last := seen[len(seen)-1]; last != tp {
+		t.Errorf("without Config.Traceparent the upstream got %q, want the client's %q", last, tp)
 	}
 }

@@ -112,6 +112,13 @@ type Config struct {
 	Chaos *chaos.Config
 	// Logger gets one line per failed exchange; nil discards.
 	Logger *slog.Logger
+	// Traceparent, when set, gives the W3C traceparent that each upstream
+	// attempt carries in place of the client's, from the audit stream
+	// (job), the exchange's trace ID, the agent, the attempt and the
+	// client's traceparent ("" for none); "" leaves the client's. With
+	// otel.Tracer.UpstreamTraceparent it names the chat span the attempt's
+	// turn becomes, so an upstream that traces nests its spans under it.
+	Traceparent func(stream, task, agent string, attempt int, client string) string
 }
 
 // DefaultPolicy is the proxy's policy when none is configured: reframe a
@@ -547,6 +554,23 @@ func upstreamError(status int, body []byte) string {
 	return fmt.Sprintf("upstream status %d: %s", status, body)
 }
 
+// attemptHeader is the header of upstream attempt n: the exchange's own
+// for the first, a copy for later ones (the first attempt's request may
+// still hold it), with the attempt's traceparent when Config.Traceparent
+// gives one.
+func (ex *exchange) attemptHeader(attempt int) http.Header {
+	h := ex.header
+	if attempt > 1 {
+		h = h.Clone()
+	}
+	if f := ex.s.cfg.Traceparent; f != nil {
+		if tp := f(ex.m.job, ex.m.trace, ex.m.agent, attempt, ex.m.traceparent); tp != "" {
+			h.Set("Traceparent", tp)
+		}
+	}
+	return h
+}
+
 // fetch makes one upstream call and reads the whole answer, stream or not.
 // res is nil when the status is not 200 or the body does not decode.
 func (ex *exchange) fetch(ctx context.Context, body []byte, attempt int) (int, http.Header, []byte, *result, error) {
@@ -557,10 +581,7 @@ func (ex *exchange) fetch(ctx context.Context, body []byte, attempt int) (int, h
 	if err != nil {
 		return 0, nil, nil, nil, fmt.Errorf("build request: %w", err)
 	}
-	req.Header = ex.header
-	if attempt > 1 {
-		req.Header = ex.header.Clone() // the first attempt's request may still hold it
-	}
+	req.Header = ex.attemptHeader(attempt)
 	resp, err := ex.s.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, nil, err
@@ -852,7 +873,7 @@ func (ex *exchange) streamThrough(ctx context.Context, body []byte, attempt int,
 		writeError(ex.w, ex.p, http.StatusBadGateway, "build upstream request: "+err.Error())
 		return
 	}
-	req.Header = ex.header.Clone()
+	req.Header = ex.attemptHeader(attempt)
 	resp, err := ex.s.client.Do(req)
 	if err != nil {
 		ex.recordError(ctx, attempt, started, time.Since(started), err.Error())

@@ -239,6 +239,9 @@ func runProxy(ctx context.Context, o proxyOptions, stdout, stderr io.Writer) err
 	defer stopTracing()
 	if tracer != nil {
 		cfg.Store = tracer.Store(store)
+		// Upstream calls carry the context of the chat span they become,
+		// so an upstream that traces nests its spans under demur's.
+		cfg.Traceparent = tracer.UpstreamTraceparent
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := proxy.New(cfg)
