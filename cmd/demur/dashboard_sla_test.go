@@ -25,7 +25,7 @@ import (
 // TestServeSLA: `demur serve --sla` shows the objectives' status at
 // /api/sla (the dashboard's SLA panel) and their burn rates in /metrics.
 func TestServeSLA(t *testing.T) {
-	store := runSmallJob(t, "  - {count: 3, backend: sim, profile: experimental-70b, chaos: {refusal_rate: 0.5, refusals: [text_refusal]}}", "--policy", "none")
+	store := runSmallJob(t, "  - {count: 3, backend: sim, profile: experimental-70b, chaos: {refusal_rate: 0.9, refusals: [text_refusal]}}", "--policy", "none")
 	file := filepath.Join(t.TempDir(), "sla.yaml")
 	if err := os.WriteFile(file, []byte("objectives: [{name: refusals, sli: refusal_rate, max: 0.02}]\n"), 0o644); err != nil {
 		t.Fatal(err)
