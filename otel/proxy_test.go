@@ -36,24 +36,7 @@ func TestProxyTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
-	post := func(hdr map[string]string) string {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/chat/completions",
-			strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"Describe a river town in one paragraph."}]}`))
-		req.Header.Set("Content-Type", "application/json")
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d", resp.StatusCode)
-		}
-		return resp.Header.Get(proxy.HeaderTraceID)
-	}
+	post := func(hdr map[string]string) string { return postChat(t, hs.URL, hdr) }
 	const clientTrace, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	post(map[string]string{"Traceparent": "00-" + clientTrace + "-" + clientSpan + "-01", proxy.HeaderAgent: "planner"})
 	own := post(nil)
@@ -189,20 +172,7 @@ func TestUpstreamTraceparent(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
-	post := func(base string, hdr map[string]string) string {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
-			strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"Describe a river town in one paragraph."}]}`))
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.Header.Get(proxy.HeaderTraceID)
-	}
+	post := func(base string, hdr map[string]string) string { return postChat(t, base, hdr) }
 	const clientTrace, clientSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	post(hs.URL, map[string]string{"Traceparent": "00-" + clientTrace + "-" + clientSpan + "-01"})
 	own := post(hs.URL, map[string]string{"X-Test": "refuse-once"})
@@ -249,4 +219,25 @@ func TestUpstreamTraceparent(t *testing.T) {
 	if last := seen[len(seen)-1]; last != tp {
 		t.Errorf("without Config.Traceparent the upstream got %q, want the client's %q", last, tp)
 	}
+}
+
+// postChat sends one chat completion through the proxy at base, with hdr,
+// and returns the exchange's X-Demur-Trace-Id.
+func postChat(t *testing.T, base string, hdr map[string]string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"Describe a river town in one paragraph."}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return resp.Header.Get(proxy.HeaderTraceID)
 }

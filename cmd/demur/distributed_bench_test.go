@@ -93,22 +93,39 @@ func selfCPU() float64 {
 // waitWorkers waits until n workers have written their heartbeat: they
 // have connected, opened the buckets and are watching for jobs.
 func waitWorkers(b *testing.B, bus *natsbus.Bus, n int) {
+	waitKeys(b, bus, natsbus.WorkersBucket, fmt.Sprintf("%d workers joined", n), func(keys []string) bool { return len(keys) >= n })
+}
+
+// waitReleased waits until no worker holds a lease on one of job's agents.
+func waitReleased(b *testing.B, bus *natsbus.Bus, job string) {
+	waitKeys(b, bus, natsbus.LeasesBucket, "the job's agents released", func(keys []string) bool {
+		for _, k := range keys {
+			if strings.HasPrefix(k, job+".") && k != job+"._coordinator" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitKeys polls bucket's keys until done says so, for up to 30 s.
+func waitKeys(b *testing.B, bus *natsbus.Bus, bucket, what string, done func([]string) bool) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kv, err := bus.KeyValue(ctx, natsbus.WorkersBucket)
+	kv, err := bus.KeyValue(ctx, bucket)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for {
-		keys, _ := kv.Keys(ctx)
-		if len(keys) >= n {
+		keys, _ := kv.Keys(ctx) // an empty bucket is an error
+		if done(keys) {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			b.Fatalf("%d of %d workers joined after 30s", len(keys), n)
-		case <-time.After(20 * time.Millisecond):
+			b.Fatalf("not %s after 30s (%s: %v)", what, bucket, keys)
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
@@ -212,32 +229,4 @@ func sumSeconds(ds []time.Duration) float64 {
 		s += d
 	}
 	return s.Seconds()
-}
-
-// waitReleased waits until no worker holds a lease on one of job's agents.
-func waitReleased(b *testing.B, bus *natsbus.Bus, job string) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	kv, err := bus.KeyValue(ctx, natsbus.LeasesBucket)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		keys, _ := kv.Keys(ctx) // none left is an error
-		held := 0
-		for _, k := range keys {
-			if strings.HasPrefix(k, job+".") && k != job+"._coordinator" {
-				held++
-			}
-		}
-		if held == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatalf("%d agent leases of %s still held 30s after the job", held, job)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
