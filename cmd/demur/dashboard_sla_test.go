@@ -127,25 +127,8 @@ func TestRunUISLA(t *testing.T) {
 	if code := execute([]string{"run", path, "--out", filepath.Join(dir, "x"), "--store", store, "--sla", slaFile}, &stdout, &stderr); code != exitUsage {
 		t.Fatalf("--sla without --ui: exit %d: %s", code, stderr.String())
 	}
-	exited := make(chan int, 1)
-	go func() {
-		exited <- execute([]string{"run", path, "--out", filepath.Join(dir, "out"), "--store", store, "--policy", "none",
-			"--ui", "127.0.0.1:0", "--sla", slaFile}, &stdout, &stderr)
-	}()
-	var base string
-	for deadline := time.Now().Add(15 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := uiAddrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-		}
-		select {
-		case code := <-exited:
-			t.Fatalf("run exited %d before serving\n%s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no serving line\n%s", stderr.String())
-		}
-	}
+	run := startUIRun(t, "run", path, "--out", filepath.Join(dir, "out"), "--store", store, "--policy", "none", "--sla", slaFile)
+	base := run.base
 	st, err := storeurl.Open(context.Background(), store)
 	if err != nil {
 		t.Fatal(err)
@@ -205,12 +188,5 @@ func TestRunUISLA(t *testing.T) {
 		}
 	}
 	free()
-	select {
-	case code := <-exited:
-		if code != exitOK && code != exitProblem {
-			t.Fatalf("run exit %d: %s", code, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the run did not finish once released")
-	}
+	run.wait(t, 60*time.Second)
 }

@@ -73,6 +73,51 @@ func newBrowser(t *testing.T, bin string) context.Context {
 
 var uiAddrRE = regexp.MustCompile(`serving the dashboard and override API on (http://\S+)`)
 
+// uiRun is a `demur run --ui` running in this process.
+type uiRun struct {
+	base   string // the dashboard's URL
+	stderr lockedBuffer
+	exited chan int
+}
+
+// startUIRun runs demur with args and `--ui 127.0.0.1:0`, and returns once
+// the run serves its dashboard.
+func startUIRun(t *testing.T, args ...string) *uiRun {
+	t.Helper()
+	r := &uiRun{exited: make(chan int, 1)}
+	go func() {
+		var stdout lockedBuffer
+		r.exited <- execute(append(args, "--ui", "127.0.0.1:0"), &stdout, &r.stderr)
+	}()
+	for deadline := time.Now().Add(15 * time.Second); r.base == ""; time.Sleep(20 * time.Millisecond) {
+		if m := uiAddrRE.FindStringSubmatch(r.stderr.String()); m != nil {
+			r.base = m[1]
+		}
+		select {
+		case code := <-r.exited:
+			t.Fatalf("run exited %d before serving\n%s", code, r.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no serving line\n%s", r.stderr.String())
+		}
+	}
+	return r
+}
+
+// wait waits up to d for the run to end, with its job completed or not.
+func (r *uiRun) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case code := <-r.exited:
+		if code != exitOK && code != exitProblem {
+			t.Fatalf("run exit %d\n%s", code, r.stderr.String())
+		}
+	case <-time.After(d):
+		t.Fatalf("the run did not end within %v once released", d)
+	}
+}
+
 // TestDashboardLiveOverride is the dashboard's end-to-end test in a real
 // headless Chromium: `demur run --ui` on a job whose chaos injects refusals;
 // the page, loaded from the embedded server, shows a refusal live; an
@@ -132,25 +177,8 @@ func TestDashboardLiveOverride(t *testing.T) {
 	}
 	path := writeOpenAIJob(t, dir, openAIJob{name: "dashboard", seed: 5, chapters: 4, sections: 5, agents: 3,
 		model: "experimental-70b", url: up.URL, retries: 1, timeout: "60s", chaos: "{refusal_rate: 0.3, refusals: [text_refusal]}"})
-	var stdout, stderr lockedBuffer
-	exited := make(chan int, 1)
-	go func() {
-		exited <- execute([]string{"run", path, "--out", filepath.Join(dir, "out"), "--store", store, "--ui", "127.0.0.1:0"}, &stdout, &stderr)
-	}()
-	var base string
-	for deadline := time.Now().Add(15 * time.Second); base == ""; time.Sleep(20 * time.Millisecond) {
-		if m := uiAddrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-		}
-		select {
-		case code := <-exited:
-			t.Fatalf("run exited %d before serving\n%s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no serving line\n%s", stderr.String())
-		}
-	}
+	run := startUIRun(t, "run", path, "--out", filepath.Join(dir, "out"), "--store", store)
+	base := run.base
 
 	bctx := newBrowser(t, bin)
 
@@ -158,7 +186,7 @@ func TestDashboardLiveOverride(t *testing.T) {
 	// and the first refusal row is built from the SSE stream or the
 	// snapshot its "hello" triggers.
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#refusals li"))); err != nil {
-		t.Fatalf("no refusal on the page: %v\nrun: %s", err, stderr.String())
+		t.Fatalf("no refusal on the page: %v\nrun: %s", err, run.stderr.String())
 	}
 	jobID, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("job").value`))
 	if err != nil || jobID == "" {
@@ -246,14 +274,7 @@ func TestDashboardLiveOverride(t *testing.T) {
 	waitText("#ov-result", "refused 403")
 
 	free()
-	select {
-	case code := <-exited:
-		if code != exitOK && code != exitProblem {
-			t.Fatalf("run exit %d\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the job did not end after the upstream was released")
-	}
+	run.wait(t, 30*time.Second)
 
 	// The audit log has the operator's request, the coordinator applying
 	// it, and the viewer's refusal.
